@@ -1,0 +1,116 @@
+"""The `clstm-jax` command line: parses arguments, then calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from clstm_jax.data import DataError
+
+
+def parse_speakers(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    speakers = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not speakers:
+        raise DataError(f"--speakers {text!r}: expected a comma-separated list of FSDD speaker names")
+    return speakers
+
+
+def data_stats(args: argparse.Namespace) -> int:
+    from clstm_jax.data.paths import resolve_data_dir
+    from clstm_jax.data.splits import SPLITS, load_splits, split_stats
+
+    root = resolve_data_dir(args.data_dir)
+    speakers = parse_speakers(args.speakers)
+    splits = load_splits(root, speakers, seed=args.seed)
+    stats = split_stats(splits)
+    stats.update(data_dir=str(root), speakers=sorted(speakers) if speakers else "all", seed=args.seed,
+                 pad_length=int(splits["train"].waves.shape[1]))
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    print(f"data: {root}   speakers: {stats['speakers']}   split seed: {args.seed}   "
+          f"pad length: {stats['pad_length']} samples")
+    header = f"{'split':<11}{'':<11}" + "".join(f"{d:>10}" for d in range(10)) + f"{'total':>12}"
+    print(header)
+    for name in SPLITS:
+        s = stats["splits"][name]
+        for label, key, total in (("images", "images_per_label", s["images"]),
+                                  ("recordings", "recordings_per_label", s["recordings"]),
+                                  ("pairs", "pairs_per_label", s["pairs"])):
+            row = "".join(f"{v:>10,}" for v in s[key])
+            print(f"{name if label == 'images' else '':<11}{label:<11}{row}{total:>12,}")
+    return 0
+
+
+def data_verify(args: argparse.Namespace) -> int:
+    from clstm_jax.data.paths import choose_data_dir
+    from clstm_jax.data.verify import verify
+
+    root, source = choose_data_dir(args.data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root} (chosen by {source}): directory not found; fetch the data with "
+                        f"`clstm-jax data fetch --data-dir {root}`")
+    report = verify(root)
+    print(f"data: {root}")
+    print(report.table())
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+def data_fetch(args: argparse.Namespace) -> int:
+    from clstm_jax.data.fetch import Sources, fetch
+    from clstm_jax.data.paths import choose_data_dir
+
+    root, _ = choose_data_dir(args.data_dir)
+    sources = Sources(mnist_base_url=args.mnist_url, fsdd_archive_url=args.fsdd_url)
+    for line in fetch(root, sources, progress=not args.quiet):
+        print(line)
+    print(f"data ready in {root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clstm_jax.data.fetch import FSDD_ARCHIVE_URL, MNIST_BASE_URL
+
+    parser = argparse.ArgumentParser(prog="clstm-jax", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="fetch, verify and describe the datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_dir_help = "data directory (default: $CLSTM_JAX_DATA, else the per-user cache)"
+
+    stats = data_commands.add_parser("stats", help="images, recordings and same-label pairs per split and label")
+    stats.add_argument("--data-dir", help=data_dir_help)
+    stats.add_argument("--speakers", help="comma-separated FSDD speakers (default: all on disk)")
+    stats.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(run=data_stats)
+
+    verify = data_commands.add_parser("verify", help="check MNIST checksums and every FSDD recording")
+    verify.add_argument("--data-dir", help=data_dir_help)
+    verify.set_defaults(run=data_verify)
+
+    fetch = data_commands.add_parser("fetch", help="download MNIST and FSDD (v1.0.10) and verify them")
+    fetch.add_argument("--data-dir", help=data_dir_help)
+    fetch.add_argument("--mnist-url", default=MNIST_BASE_URL, help="base URL of the four MNIST .gz files")
+    fetch.add_argument("--fsdd-url", default=FSDD_ARCHIVE_URL, help="URL of the FSDD release .tar.gz")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    fetch.set_defaults(run=data_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DataError, ValueError) as err:
+        print(f"clstm-jax: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

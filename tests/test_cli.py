@@ -1,0 +1,44 @@
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from clstm_jax.cli import main
+from conftest import PAPER_SPEAKERS, ROOT
+
+PAPER_PAIRS = {"train": 11_202_076, "validation": 174_490, "test": 175_389}
+
+
+def test_stats_json_gives_the_papers_pair_counts(data_dir, capsys):
+    assert main(["data", "stats", "--data-dir", str(data_dir), "--speakers", ",".join(PAPER_SPEAKERS), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    for split, expected in PAPER_PAIRS.items():
+        assert abs(stats["pairs"][split] / expected - 1) < 0.01
+        per_split = stats["splits"][split]
+        assert sum(per_split["pairs_per_label"]) == stats["pairs"][split]
+        assert per_split["pairs_per_label"] == [a * b for a, b in zip(per_split["images_per_label"], per_split["recordings_per_label"])]
+
+
+def test_stats_table_lists_every_split(data_dir, capsys):
+    assert main(["data", "stats", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert all(re.search(rf"^{split}\s+images", out, re.M) for split in ("train", "validation", "test"))
+
+
+def test_bad_speaker_is_one_clear_line(data_dir, capsys):
+    assert main(["data", "stats", "--data-dir", str(data_dir), "--speakers", "george,zed"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown FSDD speaker(s) zed" in err
+
+
+def readme_commands():
+    """The shell commands of the first code block of README.md."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S)[1]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    commands = readme_commands()
+    assert len(commands) == 2 and "pytest" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()
