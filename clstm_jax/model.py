@@ -1,0 +1,179 @@
+"""The multimodal convolutional LSTM as pure functions: `init` and `apply`.
+
+At each time step t (SPEC section 2), in each C-LSTM layer:
+
+    z_t = Kx * x_t + Kh * h_{t-1} + Wa a_t + b        (* : 3x3 'same' convolution)
+    i, f, g, o = split(z_t)                            (gate order i, f, g, o)
+    c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g);  h_t = sigmoid(o) tanh(c_t)
+
+Layer 1 (28x28) reads the image (the same at every step) and the audio frame
+a_t (Wa a_t broadcast over positions); layer 2 (14x14) reads layer 1's 2x2
+max-pooled state and has no audio term. Then 2x2 max pool, flatten 7x7xC,
+dense + ReLU, dense 10, at every step. The time loop is one `lax.scan`; the
+terms that do not depend on h (the image convolution, every frame's audio
+projection) are computed once, outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from clstm_jax.masks import Masks
+
+CONVS = ("auto", "lax", "shifted")
+# What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
+AUTO_CONV = {"cpu": "shifted", "gpu": "shifted", "tpu": "lax"}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes and numerics of the C-LSTM."""
+
+    channels: int = 64  # C: channels of each C-LSTM layer (paper: 64)
+    visual_channels: int | None = None  # channels of the visual group per layer; None = C // 2 (audio gets the rest)
+    frames: int = 90  # spectrogram frames = scan length (18,262 samples, hop 200 -> 90)
+    bins: int = 201  # frequency bins per frame (400-point FFT -> 201)
+    image_size: int = 28  # image height = width (MNIST: 28; must be divisible by 4)
+    dense: int = 128  # width of the dense ReLU layer
+    classes: int = 10  # output classes
+    forget_bias: float = 1.0  # initial bias of the forget gate (keeps the cell open early in training)
+    conv: str = "auto"  # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "auto" (per backend)
+    remat: bool = False  # rematerialise each scan step in the backward pass (less memory, ~1/3 more compute)
+
+    def __post_init__(self):
+        if self.conv not in CONVS:
+            raise ValueError(f"model.conv = {self.conv!r}; expected one of {', '.join(CONVS)}")
+        for name in ("channels", "frames", "bins", "dense", "classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} = {getattr(self, name)}; expected a positive integer")
+        if self.image_size % 4:
+            raise ValueError(f"model.image_size = {self.image_size}; expected a multiple of 4 (two 2x2 pools)")
+        if not 0 <= self.visual_group <= self.channels:
+            raise ValueError(f"model.visual_channels = {self.visual_channels}; expected 0..{self.channels}")
+
+    @property
+    def visual_group(self) -> int:
+        return self.channels // 2 if self.visual_channels is None else self.visual_channels
+
+    def conv_path(self) -> str:
+        """The convolution actually used: `conv`, with "auto" resolved for the default backend."""
+        return AUTO_CONV.get(jax.default_backend(), "shifted") if self.conv == "auto" else self.conv
+
+
+def init(key: jax.Array, cfg: ModelConfig) -> dict:
+    """Parameters: a plain dict of arrays.
+
+    Kernels use LeCun-normal initialisation (fan-in = 3x3xC_in for convolutions,
+    bins for the audio projection); biases are zero except the forget gate's,
+    which is `cfg.forget_bias`. Gate columns are ordered (i, f, g, o).
+    """
+    C, G = cfg.channels, 4 * cfg.channels
+    pooled = (cfg.image_size // 4) ** 2 * C
+    normal = jax.nn.initializers.lecun_normal()
+    keys = iter(jax.random.split(key, 7))
+    gate_bias = jnp.zeros(G).at[C : 2 * C].set(cfg.forget_bias)
+    return {
+        "layer1": {
+            "input_kernel": normal(next(keys), (3, 3, 1, G)),
+            "hidden_kernel": normal(next(keys), (3, 3, C, G)),
+            "audio_kernel": normal(next(keys), (cfg.bins, G)),
+            "bias": gate_bias,
+        },
+        "layer2": {
+            "input_kernel": normal(next(keys), (3, 3, C, G)),
+            "hidden_kernel": normal(next(keys), (3, 3, C, G)),
+            "bias": gate_bias,
+        },
+        "dense": {"kernel": normal(next(keys), (pooled, cfg.dense)), "bias": jnp.zeros(cfg.dense)},
+        "output": {"kernel": normal(next(keys), (cfg.dense, cfg.classes)), "bias": jnp.zeros(cfg.classes)},
+    }
+
+
+def conv3x3_lax(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """3x3 'same' convolution, x (B, H, W, Cin), kernel (3, 3, Cin, Cout) -> (B, H, W, Cout)."""
+    return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv3x3_shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The same convolution as 9 shifted copies concatenated on channels and one matmul.
+
+    XLA:CPU differentiates this several times faster than lax.conv, and vmapped
+    over per-model kernels it is a batched matmul rather than a grouped
+    convolution.
+    """
+    _, H, W, C_in = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    shifts = [padded[:, dy : dy + H, dx : dx + W, :] for dy in range(3) for dx in range(3)]
+    patches = jnp.concatenate(shifts, axis=-1)  # (B, H, W, 9 Cin), offset-major like the kernel
+    return patches @ kernel.reshape(9 * C_in, -1)  # (B, H, W, Cout)
+
+
+def max_pool2(x: jax.Array) -> jax.Array:
+    """2x2 max pool, stride 2: (B, H, W, C) -> (B, H/2, W/2, C)."""
+    B, H, W, C = x.shape
+    return x.reshape(B, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))
+
+
+def lstm_update(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Gates z (..., 4C) in order (i, f, g, o) and cell c (..., C) -> (h, c)."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def masked(params: dict, masks: Masks) -> dict:
+    """W * M for every parameter: masked entries are exact zeros with zero gradient."""
+    return jax.tree.map(jnp.multiply, params, masks.params)
+
+
+def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cfg: ModelConfig, keep_states: bool = False):
+    """Forward pass; returns (logits (B, T, classes), states).
+
+    image: (B, S, S) float; spectrogram: (B, T, bins) float. states is
+    {"h1": (B, T, S, S, C), "h2": (B, T, S/2, S/2, C)} when keep_states, else {}.
+    """
+    B, S = image.shape[0], cfg.image_size
+    if image.shape[1:] != (S, S) or spectrogram.shape[2:] != (cfg.bins,) or spectrogram.shape[0] != B:
+        raise ValueError(
+            f"inputs of shape image {image.shape}, spectrogram {spectrogram.shape}; expected "
+            f"image (batch, {S}, {S}) and spectrogram (batch, frames, {cfg.bins})"
+        )
+    conv = {"lax": conv3x3_lax, "shifted": conv3x3_shifted}[cfg.conv_path()]
+    p = masked(params, masks)
+    C = cfg.channels
+    image = image * masks.image
+    spectrogram = spectrogram * masks.audio
+    # Terms that do not change with h, computed once for every step.
+    image_term = conv(image[..., None], p["layer1"]["input_kernel"]) + p["layer1"]["bias"]  # (B, S, S, 4C)
+    audio_term = jnp.einsum("btf,fg->tbg", spectrogram, p["layer1"]["audio_kernel"])  # (T, B, 4C)
+    layer2_kernel = jnp.concatenate([p["layer2"]["input_kernel"], p["layer2"]["hidden_kernel"]], axis=2)  # (3, 3, 2C, 4C)
+
+    def step(carry, audio_t):
+        h1, c1, h2, c2 = carry
+        z1 = image_term + audio_t[:, None, None, :] + conv(h1, p["layer1"]["hidden_kernel"])  # (B, S, S, 4C)
+        h1, c1 = lstm_update(z1, c1)
+        x2 = max_pool2(h1)  # (B, S/2, S/2, C)
+        z2 = conv(jnp.concatenate([x2, h2], axis=-1), layer2_kernel) + p["layer2"]["bias"]  # (B, S/2, S/2, 4C)
+        h2, c2 = lstm_update(z2, c2)
+        out = {"pooled": max_pool2(h2)}  # (B, S/4, S/4, C)
+        if keep_states:
+            out.update(h1=h1, h2=h2)
+        return (h1, c1, h2, c2), out
+
+    if cfg.remat:
+        step = jax.checkpoint(step)
+    zeros = lambda size: jnp.zeros((B, size, size, C), image.dtype)
+    _, outs = lax.scan(step, (zeros(S), zeros(S), zeros(S // 2), zeros(S // 2)), audio_term)
+    features = outs.pop("pooled").reshape(audio_term.shape[0], B, -1)  # (T, B, S/4 * S/4 * C)
+    hidden = jax.nn.relu(features @ p["dense"]["kernel"] + p["dense"]["bias"])  # (T, B, dense)
+    logits = hidden @ p["output"]["kernel"] + p["output"]["bias"]  # (T, B, classes)
+    states = {name: jnp.moveaxis(value, 0, 1) for name, value in outs.items()}
+    return jnp.moveaxis(logits, 0, 1), states
+
+
+def apply(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cfg: ModelConfig) -> jax.Array:
+    """Logits at every time step, (B, T, classes); the prediction is the last step's."""
+    return run(params, masks, image, spectrogram, cfg)[0]

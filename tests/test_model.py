@@ -1,0 +1,224 @@
+"""The C-LSTM against a numpy per-step loop written from the SPEC equations, plus exact mask properties."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from clstm_jax.masks import FUSIONS, make_masks, live_count, total_count
+from clstm_jax.model import ModelConfig, apply, init, run
+from clstm_jax.train import loss_fn
+
+# Small shapes keep every test fast; the code takes them from the config.
+CFG = ModelConfig(channels=8, frames=5, bins=11, dense=16, conv="shifted")
+BATCH = 3
+
+
+def inputs(seed=0, cfg=CFG):
+    rng = np.random.default_rng(seed)
+    image = rng.random((BATCH, 28, 28)).astype(np.float32)
+    spectrogram = rng.random((BATCH, cfg.frames, cfg.bins)).astype(np.float32)
+    return jnp.asarray(image), jnp.asarray(spectrogram)
+
+
+# ---- independent reference: float64 numpy, one time step at a time -----------------------------
+
+def np_conv3x3(x, kernel):
+    """'same' 3x3 cross-correlation with zero padding: x (B, H, W, Ci), kernel (3, 3, Ci, Co)."""
+    B, H, W, _ = x.shape
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((B, H, W, kernel.shape[-1]))
+    for dy in range(3):
+        for dx in range(3):
+            out += padded[:, dy : dy + H, dx : dx + W, :] @ kernel[dy, dx]
+    return out
+
+
+def np_pool(x):
+    B, H, W, C = x.shape
+    out = np.full((B, H // 2, W // 2, C), -np.inf)
+    for dy in range(2):
+        for dx in range(2):
+            out = np.maximum(out, x[:, dy::2, dx::2, :])
+    return out
+
+
+def np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def np_cell(z, c, C):
+    i, f, g, o = z[..., :C], z[..., C : 2 * C], z[..., 2 * C : 3 * C], z[..., 3 * C :]
+    c = np_sigmoid(f) * c + np_sigmoid(i) * np.tanh(g)
+    return np_sigmoid(o) * np.tanh(c), c
+
+
+def reference_forward(params, masks, image, spectrogram, C):
+    """Logits (B, T, 10) and hidden states, from the SPEC section 2 equations with W * M."""
+    W = jax.tree.map(lambda p, m: np.asarray(p, np.float64) * np.asarray(m), params, masks.params)
+    image = np.asarray(image, np.float64)[..., None] * float(masks.image)
+    spectrogram = np.asarray(spectrogram, np.float64) * float(masks.audio)
+    B, T = spectrogram.shape[:2]
+    h1, c1 = np.zeros((B, 28, 28, C)), np.zeros((B, 28, 28, C))
+    h2, c2 = np.zeros((B, 14, 14, C)), np.zeros((B, 14, 14, C))
+    logits, h1s, h2s = [], [], []
+    for t in range(T):
+        z1 = (
+            np_conv3x3(image, W["layer1"]["input_kernel"])
+            + np_conv3x3(h1, W["layer1"]["hidden_kernel"])
+            + (spectrogram[:, t] @ W["layer1"]["audio_kernel"])[:, None, None, :]
+            + W["layer1"]["bias"]
+        )
+        h1, c1 = np_cell(z1, c1, C)
+        x2 = np_pool(h1)
+        z2 = np_conv3x3(x2, W["layer2"]["input_kernel"]) + np_conv3x3(h2, W["layer2"]["hidden_kernel"]) + W["layer2"]["bias"]
+        h2, c2 = np_cell(z2, c2, C)
+        hidden = np.maximum(np_pool(h2).reshape(B, -1) @ W["dense"]["kernel"] + W["dense"]["bias"], 0)
+        logits.append(hidden @ W["output"]["kernel"] + W["output"]["bias"])
+        h1s.append(h1)
+        h2s.append(h2)
+    return np.stack(logits, 1), np.stack(h1s, 1), np.stack(h2s, 1)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return init(jax.random.key(0), CFG)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_scanned_forward_equals_numpy_loop(params, fusion):
+    masks = make_masks(params, CFG.visual_group, fusion)
+    image, spectrogram = inputs()
+    logits, states = run(params, masks, image, spectrogram, CFG, keep_states=True)
+    ref_logits, ref_h1, ref_h2 = reference_forward(params, masks, image, spectrogram, CFG.channels)
+    assert logits.shape == (BATCH, CFG.frames, 10)
+    assert np.abs(np.asarray(logits) - ref_logits).max() < 1e-4
+    assert np.abs(np.asarray(states["h1"]) - ref_h1).max() < 1e-4
+    assert np.abs(np.asarray(states["h2"]) - ref_h2).max() < 1e-4
+
+
+def states_for(params, fusion, image, spectrogram, modalities="both"):
+    masks = make_masks(params, CFG.visual_group, fusion, modalities)
+    logits, states = jax.jit(run, static_argnums=(4, 5))(params, masks, image, spectrogram, CFG, True)
+    return np.asarray(logits), {k: np.asarray(v) for k, v in states.items()}
+
+
+def same(a, b):
+    return np.array_equal(a, b)
+
+
+def test_exact_zero_flow_per_fusion_depth(params):
+    image, spectrogram = inputs(0)
+    other_image, other_spectrogram = inputs(1)
+    V = CFG.visual_group
+    for fusion in FUSIONS:
+        _, base = states_for(params, fusion, image, spectrogram)
+        _, new_audio = states_for(params, fusion, image, other_spectrogram)
+        _, new_image = states_for(params, fusion, other_image, spectrogram)
+        # Which groups must be untouched: visual groups when only the audio changed, audio groups when only the image did.
+        for layer, isolated in (("h1", fusion in ("second", "fc")), ("h2", fusion == "fc")):
+            vis_same = same(base[layer][..., :V], new_audio[layer][..., :V])
+            aud_same = same(base[layer][..., V:], new_image[layer][..., V:])
+            assert vis_same == isolated and aud_same == isolated, (fusion, layer)
+            # And the modality always reaches its own group.
+            assert not same(base[layer][..., V:], new_audio[layer][..., V:])
+            assert not same(base[layer][..., :V], new_image[layer][..., :V])
+
+
+def test_masked_weights_get_exactly_zero_gradient(params):
+    image, spectrogram = inputs()
+    labels = jnp.array([1, 2, 3])
+    gradient = jax.jit(jax.grad(loss_fn), static_argnums=5)  # masks are traced: one compilation for every variant
+    for fusion in FUSIONS:
+        for modalities in ("both", "visual", "audio"):
+            masks = make_masks(params, CFG.visual_group, fusion, modalities)
+            grads = gradient(params, masks, image, spectrogram, labels, CFG)
+            learning = 0
+            for g, m in zip(jax.tree.leaves(grads), jax.tree.leaves(masks.params)):
+                g, m = np.asarray(g), np.asarray(m)
+                assert np.all(g[m == 0] == 0)
+                learning += np.count_nonzero(g[m == 1])
+            assert learning > 0.3 * live_count(masks)  # and many live weights do learn (ReLU units may be dead)
+
+
+def test_unimodal_logits_ignore_the_zeroed_input(params):
+    image, spectrogram = inputs(0)
+    other_image, other_spectrogram = inputs(1)
+    visual, _ = states_for(params, "initial", image, spectrogram, "visual")
+    assert same(visual, states_for(params, "initial", image, other_spectrogram, "visual")[0])
+    assert not same(visual, states_for(params, "initial", other_image, spectrogram, "visual")[0])
+    audio, _ = states_for(params, "initial", image, spectrogram, "audio")
+    assert same(audio, states_for(params, "initial", other_image, spectrogram, "audio")[0])
+    assert not same(audio, states_for(params, "initial", image, other_spectrogram, "audio")[0])
+
+
+def test_live_parameter_counts_by_hand(params):
+    """C = 8 channels (4 visual, 4 audio), 11 bins, dense 16: counts written out by hand."""
+    gates = 4 * 8  # 32 gate columns: 16 visual, 16 audio
+    layer1 = 9 * 1 * gates + 9 * 8 * gates + 11 * gates + gates  # image, hidden, audio kernels, bias = 2976
+    layer2 = 2 * 9 * 8 * gates + gates  # input, hidden kernels, bias = 4640
+    head = 7 * 7 * 8 * 16 + 16 + 16 * 10 + 10  # dense + output = 6458
+    total = layer1 + layer2 + head
+    assert total == 14074 == total_count(params)
+    # Below the fusion layer: image -> 16 visual columns, audio -> 16 audio columns,
+    # hidden kernels block-diagonal (4 x 16 + 4 x 16 per kernel offset).
+    layer1_split = 9 * 16 + 9 * (4 * 16 + 4 * 16) + 11 * 16 + gates  # 1504
+    layer2_split = 2 * 9 * (4 * 16 + 4 * 16) + gates  # 2336
+    expected = {
+        ("initial", "both"): total,
+        ("second", "both"): layer1_split + layer2 + head,  # 12602
+        ("fc", "both"): layer1_split + layer2_split + head,  # 10298
+        ("initial", "visual"): total - 11 * gates,  # 13722
+        ("initial", "audio"): total - 9 * gates,  # 13786
+    }
+    for (fusion, modalities), count in expected.items():
+        assert live_count(make_masks(params, CFG.visual_group, fusion, modalities)) == count, (fusion, modalities)
+
+
+def test_vmapped_stack_of_models_equals_each_model_alone():
+    keys = jax.random.split(jax.random.key(1), 3)
+    stacked = jax.vmap(init, in_axes=(0, None))(keys, CFG)  # (models, ...)
+    models = [jax.tree.map(lambda x: x[i], stacked) for i in range(3)]
+    masks = [make_masks(p, CFG.visual_group, f) for p, f in zip(models, FUSIONS)]
+    stacked_masks = jax.tree.map(lambda *m: jnp.stack(m), *masks)
+    image, spectrogram = inputs()
+    together = jax.jit(jax.vmap(apply, in_axes=(0, 0, None, None, None)), static_argnums=4)(
+        stacked, stacked_masks, image, spectrogram, CFG
+    )
+    alone_fn = jax.jit(apply, static_argnums=4)
+    for i in range(3):
+        alone = alone_fn(models[i], masks[i], image, spectrogram, CFG)
+        np.testing.assert_allclose(together[i], alone, rtol=1e-5, atol=1e-6)
+
+
+def relative_error(a, b):
+    return max(
+        float(np.abs(np.asarray(x) - np.asarray(y)).max() / (np.abs(np.asarray(y)).max() + 1e-30))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
+
+
+@pytest.mark.parametrize("conv,remat", [("shifted", False), ("shifted", True), ("lax", True)])
+def test_conv_paths_and_remat_agree_with_lax_conv(params, conv, remat):
+    masks = make_masks(params, CFG.visual_group, "second")
+    image, spectrogram = inputs()
+    labels = jnp.array([4, 5, 6])
+    plain = CFG.__class__(**{**CFG.__dict__, "conv": "lax", "remat": False})
+    other = CFG.__class__(**{**CFG.__dict__, "conv": conv, "remat": remat})
+    value = lambda cfg: jax.jit(jax.value_and_grad(loss_fn), static_argnums=5)(params, masks, image, spectrogram, labels, cfg)
+    (loss_a, grad_a), (loss_b, grad_b) = value(plain), value(other)
+    assert relative_error(loss_b, loss_a) < 1e-5
+    assert relative_error(grad_b, grad_a) < 1e-5
+    logits_a = apply(params, masks, image, spectrogram, plain)
+    assert relative_error(apply(params, masks, image, spectrogram, other), logits_a) < 1e-5
+
+
+def test_bad_shapes_and_options_are_named(params):
+    masks = make_masks(params, CFG.visual_group)
+    image, spectrogram = inputs()
+    with pytest.raises(ValueError, match=r"expected image \(batch, 28, 28\) and spectrogram \(batch, frames, 11\)"):
+        apply(params, masks, image, spectrogram[..., :5], CFG)
+    with pytest.raises(ValueError, match="model.conv = 'fft'; expected one of auto, lax, shifted"):
+        ModelConfig(conv="fft")
+    with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):
+        make_masks(params, 4, "late")
