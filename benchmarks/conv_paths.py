@@ -3,9 +3,11 @@
     python benchmarks/conv_paths.py --channels 16 --frames 23 --models 1 --conv lax shifted
 
 Batch 32 (per model), initial fusion, random inputs. Each cell compiles once,
-then times `--repeats` steps (median). With --models M > 1 the step is
-vmapped over M models (stacked parameters, optimiser states and inputs), as
-a sweep trains them. Prints one markdown table row per cell.
+runs one warm-up step, then times `--repeats` steps (median). With --models 1
+the step is the plain jitted `train_step`; with M > 1 it is vmapped over M
+models (stacked parameters, optimiser states and inputs), as a sweep trains
+them. Prints one markdown table row per cell, with the temporary memory XLA
+allocates for the compiled step.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from clstm_jax.model import ModelConfig, init
 from clstm_jax.train import make_optimizer, train_step
 
 
-def time_step(channels: int, frames: int, models: int, conv: str, remat: bool, batch: int, repeats: int) -> float:
+def time_step(channels: int, frames: int, models: int, conv: str, remat: bool, batch: int, repeats: int) -> tuple[float, float]:
+    """(median seconds per step, XLA temporary memory of the compiled step in MB)."""
     cfg = ModelConfig(channels=channels, frames=frames, conv=conv, remat=remat)
     optimizer = make_optimizer()
     keys = jax.random.split(jax.random.key(0), models)
@@ -36,8 +39,15 @@ def time_step(channels: int, frames: int, models: int, conv: str, remat: bool, b
     image = jnp.asarray(rng.random((models, batch, 28, 28), np.float32))
     spectrogram = jnp.asarray(rng.random((models, batch, frames, cfg.bins), np.float32))
     labels = jnp.asarray(rng.integers(0, 10, (models, batch)))
-    step = jax.jit(jax.vmap(partial(train_step, cfg=cfg, optimizer=optimizer)), donate_argnums=(0, 1))
-    params, opt_state, loss = step(params, opt_state, masks, image, spectrogram, labels)  # compile
+    one_step = partial(train_step, cfg=cfg, optimizer=optimizer)
+    if models == 1:  # one model: the plain step, no model axis
+        params, opt_state, masks, image, spectrogram, labels = jax.tree.map(
+            lambda x: x[0], (params, opt_state, masks, image, spectrogram, labels)
+        )
+    step = jax.jit(one_step if models == 1 else jax.vmap(one_step), donate_argnums=(0, 1))
+    step = step.lower(params, opt_state, masks, image, spectrogram, labels).compile()
+    temp_mb = step.memory_analysis().temp_size_in_bytes / 2**20
+    params, opt_state, loss = step(params, opt_state, masks, image, spectrogram, labels)  # warm-up
     loss.block_until_ready()
     times = []
     for _ in range(repeats):
@@ -45,7 +55,7 @@ def time_step(channels: int, frames: int, models: int, conv: str, remat: bool, b
         params, opt_state, loss = step(params, opt_state, masks, image, spectrogram, labels)
         loss.block_until_ready()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), temp_mb
 
 
 def main() -> None:
@@ -58,15 +68,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"# {jax.default_backend()} ({platform.processor() or platform.machine()}), jax {jax.__version__}, batch {args.batch}, remat {args.remat}")
-    print("| C | frames | models | conv | s / step | s / step / model |")
-    print("|---|---|---|---|---|---|")
+    print(f"# {jax.default_backend()} ({platform.machine()}, {jax.device_count()} device(s)), jax {jax.__version__}, batch {args.batch}")
+    print("| C | frames | models | conv | remat | s / step | s / step / model | temp memory (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for channels in args.channels:
         for frames in args.frames:
             for models in args.models:
                 for conv in args.conv:
-                    seconds = time_step(channels, frames, models, conv, args.remat, args.batch, args.repeats)
-                    print(f"| {channels} | {frames} | {models} | {conv} | {seconds:.3f} | {seconds / models:.3f} |", flush=True)
+                    seconds, temp_mb = time_step(channels, frames, models, conv, args.remat, args.batch, args.repeats)
+                    print(
+                        f"| {channels} | {frames} | {models} | {conv} | {args.remat} | {seconds:.2f} "
+                        f"| {seconds / models:.2f} | {temp_mb:,.0f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

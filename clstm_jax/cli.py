@@ -73,15 +73,49 @@ def data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_summary(args: argparse.Namespace) -> int:
+    import jax
+
+    from clstm_jax.masks import VARIANTS, parameter_summary
+    from clstm_jax.model import ModelConfig, init
+
+    cfg = ModelConfig(channels=args.channels, visual_channels=args.visual_channels, bins=args.bins, dense=args.dense)
+    shapes = jax.eval_shape(lambda key: init(key, cfg), jax.random.key(0))
+    summary = parameter_summary(shapes, cfg.visual_group)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"C = {cfg.channels} channels per layer ({cfg.visual_group} visual, {cfg.channels - cfg.visual_group} audio), "
+          f"{cfg.bins} bins, dense {cfg.dense}")
+    print(f"{'variant':<13}{'(fusion, inputs)':<22}{'total':>12}{'live':>12}{'live %':>8}")
+    for name, counts in summary.items():
+        fusion, modalities = VARIANTS[name]
+        print(f"{name:<13}{f'({fusion}, {modalities})':<22}{counts['total']:>12,}{counts['live']:>12,}"
+              f"{100 * counts['live'] / counts['total']:>7.1f}%")
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from clstm_jax.config import expand, load_config
+    from clstm_jax.sweep import run_sweep
+
+    config = load_config(args.config, args.set)
+    print(f"{len(expand(config.sweep))} models, {config.train.steps} steps of {config.train.batch_size} pairs "
+          f"-> {args.out}")
+    state = run_sweep(config, args.out, data_dir=args.data_dir, progress=not args.quiet)
+    print(f"done: step {int(state['step'])}, best validation accuracy per model in {args.out}/metrics.jsonl")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from clstm_jax.data.fetch import FSDD_ARCHIVE_URL, MNIST_BASE_URL
 
     parser = argparse.ArgumentParser(prog="clstm-jax", description=__doc__)
+    data_dir_help = "data directory (default: $CLSTM_JAX_DATA, else the per-user cache)"
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="fetch, verify and describe the datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
-    data_dir_help = "data directory (default: $CLSTM_JAX_DATA, else the per-user cache)"
 
     stats = data_commands.add_parser("stats", help="images, recordings and same-label pairs per split and label")
     stats.add_argument("--data-dir", help=data_dir_help)
@@ -100,6 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--fsdd-url", default=FSDD_ARCHIVE_URL, help="URL of the FSDD release .tar.gz")
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     fetch.set_defaults(run=data_fetch)
+
+    run = commands.add_parser("sweep", help="train every model of a sweep config in one vmapped program")
+    run.add_argument("config", help="experiment TOML, e.g. sweeps/snr_grid.toml")
+    run.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set preset=tiny --set train.batch_size=16")
+    run.add_argument("--data-dir", help=data_dir_help)
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(run=sweep)
+
+    model = commands.add_parser("model", help="describe the C-LSTM")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    summary = model_commands.add_parser("summary", help="total and live parameter counts of each variant")
+    summary.add_argument("--channels", type=int, default=64, help="channels per C-LSTM layer (default: 64)")
+    summary.add_argument("--visual-channels", type=int, default=None, help="visual group size (default: half)")
+    summary.add_argument("--bins", type=int, default=201, help="spectrogram bins (default: 201)")
+    summary.add_argument("--dense", type=int, default=128, help="dense layer width (default: 128)")
+    summary.add_argument("--json", action="store_true", help="print one JSON object")
+    summary.set_defaults(run=model_summary)
     return parser
 
 

@@ -48,6 +48,7 @@ def check_variant(fusion: str, modalities: str) -> None:
 def make_masks(params: dict, visual_channels: int, fusion: str = "initial", modalities: str = "both") -> Masks:
     """The masks of one variant, for parameters shaped like `params` (see clstm_jax.model.init).
 
+    Only shapes are read, so `params` may be `jax.eval_shape(init, ...)`.
     visual_channels: how many of each layer's C channels (and of each gate's
     C columns) form the visual group; the rest form the audio group.
     """
@@ -79,7 +80,7 @@ def make_masks(params: dict, visual_channels: int, fusion: str = "initial", moda
     tree = {"layer1": layer1, "layer2": layer2}
     for name in params:
         if name not in tree:
-            tree[name] = jax.tree.map(np.ones_like, params[name])
+            tree[name] = jax.tree.map(lambda p: np.ones(p.shape), params[name])
     tree = jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), tree)
     for path in ("layer1", "layer2"):
         for key, value in params[path].items():
@@ -93,4 +94,23 @@ def live_count(masks: Masks) -> int:
 
 
 def total_count(params: dict) -> int:
-    return int(sum(np.size(p) for p in jax.tree.leaves(params)))
+    return int(sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)))
+
+
+# The variants of the paper: three fusion depths with both inputs, and the unimodal models (paper 4.5).
+VARIANTS = {
+    "initial": ("initial", "both"),
+    "second": ("second", "both"),
+    "fc": ("fc", "both"),
+    "visual-only": ("initial", "visual"),
+    "audio-only": ("initial", "audio"),
+}
+
+
+def parameter_summary(params: dict, visual_channels: int) -> dict[str, dict[str, int]]:
+    """{variant name: {"total": N, "live": N}} for parameters shaped like `params`."""
+    total = total_count(params)
+    return {
+        name: {"total": total, "live": live_count(make_masks(params, visual_channels, fusion, modalities))}
+        for name, (fusion, modalities) in VARIANTS.items()
+    }

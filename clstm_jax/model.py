@@ -25,7 +25,9 @@ from clstm_jax.masks import Masks
 
 CONVS = ("auto", "lax", "shifted")
 # What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
-AUTO_CONV = {"cpu": "shifted", "gpu": "shifted", "tpu": "lax"}
+# Measured on CPU only; elsewhere "shifted" too, because vmapping lax.conv over
+# per-model kernels becomes a grouped convolution, and sweeps are vmapped.
+AUTO_CONV = {"cpu": "shifted"}
 
 
 @dataclass(frozen=True)

@@ -42,3 +42,18 @@ def test_ci_runs_exactly_the_readme_test_command():
     commands = readme_commands()
     assert len(commands) == 2 and "pytest" in commands[1]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_model_summary_json_matches_the_hand_count(capsys):
+    """Same small configuration as tests/test_model.py's hand count."""
+    assert main(["model", "summary", "--channels", "8", "--bins", "11", "--dense", "16", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {name: v["live"] for name, v in summary.items()} == {
+        "initial": 14074, "second": 12602, "fc": 10298, "visual-only": 13722, "audio-only": 13786,
+    }
+    assert {v["total"] for v in summary.values()} == {14074}
+
+
+def test_model_summary_rejects_a_bad_width(capsys):
+    assert main(["model", "summary", "--channels", "0"]) == 2
+    assert "model.channels = 0; expected a positive integer" in capsys.readouterr().err

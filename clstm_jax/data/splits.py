@@ -11,6 +11,7 @@ materialised.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,6 +69,7 @@ class Split:
         return int(np.dot(n_img.astype(np.int64), n_aud.astype(np.int64)))
 
 
+@lru_cache(maxsize=2)  # runs in one process (tests, a study) read the same files once
 def load_splits(
     data_dir: Path,
     speakers: tuple[str, ...] | None = None,

@@ -1,0 +1,287 @@
+"""Typed, frozen configuration: TOML files, a preset, and strict `--set key=value` overrides.
+
+Resolution order (later wins): the defaults below, the preset file
+(`<preset>.toml` beside the experiment file), the experiment file, then each
+`--set section.key=value`. Unknown keys and values of the wrong type or out of
+range are errors that name the key, the value and what is allowed; they are
+raised before any data is loaded or any file is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clstm_jax.data.features import ORIG, FeatureConfig
+from clstm_jax.masks import FUSIONS, MODALITIES
+from clstm_jax.model import ModelConfig
+
+
+class ConfigError(ValueError):
+    """A config key or value that is not allowed; the message names the key, the value and what is expected."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, and how it is split."""
+
+    data_dir: str = ""  # data directory; "" = --data-dir, else $CLSTM_JAX_DATA, else the per-user cache
+    speakers: tuple[str, ...] = ()  # FSDD speakers; () = all on disk (the paper's five: see docs/data.md)
+    split_seed: int = 0  # seed of the 8:1:1 shuffles of MNIST and FSDD
+    pad_length: int = 0  # samples per padded recording; 0 = the longest recording loaded
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how each model trains."""
+
+    batch_size: int = 32  # same-label pairs per step, shared by every model of a sweep
+    length: int = 87_516  # training length per model, in `length_unit`s (paper: 87,516)
+    length_unit: str = "examples"  # "examples" (steps = ceil(length / batch_size)) or "batches" (steps = length)
+    learning_rate: float = 1e-3  # Adam learning rate (paper: 1e-3)
+    validate_every: int = 100  # steps between validations (and best-state updates)
+    validation_examples: int = 1024  # fixed validation subset, at each model's own training SNR
+    checkpoint_every: int = 500  # steps between checkpoints (and always at the end)
+    seed: int = 0  # root of every key: parameters, pairs, noise (fold_in per model and step)
+
+    @property
+    def steps(self) -> int:
+        return self.length if self.length_unit == "batches" else math.ceil(self.length / self.batch_size)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Grid axes; the sweep is their product, one model per combination."""
+
+    fusion: tuple[str, ...] = ("initial",)  # fusion depths: initial, second, fc
+    modalities: tuple[str, ...] = ("both",)  # both, visual, audio (unimodal zero the other input)
+    audio_snr: tuple[float | str, ...] = (0.5,)  # training audio SNRs (linear power ratios, or "orig")
+    visual_snr: tuple[float | str, ...] = (0.25,)  # training visual SNRs
+    seeds: tuple[int, ...] = (0,)  # model seeds (parameter init and noise streams)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs; written resolved into the run directory."""
+
+    preset: str = ""  # size preset file (tiny, cpu, paper) applied under the experiment file; "" = none
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
+SECTION_TYPES = {"data": DataConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig}
+
+
+def valid_keys() -> list[str]:
+    keys = ["preset"]
+    for section, cls in SECTION_TYPES.items():
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    return keys
+
+
+def field_type(section: str, name: str):
+    hints = typing.get_type_hints(SECTION_TYPES[section])
+    return hints[name]
+
+
+def coerce(key: str, value, annotation):
+    """value checked (and converted where lossless) against a field's type annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        item_type = typing.get_args(annotation)[0]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(coerce(key, item, item_type) for item in items)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            try:
+                return coerce(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} = {value!r}: expected {annotation_name(annotation)}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key} = {value!r}: expected nothing")
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool or isinstance(value, bool):
+        if annotation is bool and isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} = {value!r}: expected {annotation_name(annotation)}")
+    if isinstance(value, annotation):
+        return value
+    raise ConfigError(f"{key} = {value!r}: expected {annotation_name(annotation)}")
+
+
+def annotation_name(annotation) -> str:
+    if typing.get_origin(annotation) is tuple:
+        return f"a list of {annotation_name(typing.get_args(annotation)[0])}"
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(annotation_name(a) for a in typing.get_args(annotation))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(annotation, str(annotation))
+
+
+def parse_value(text: str):
+    """A --set value: TOML syntax (numbers, [lists], "strings", true/false), else the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        if "," in text:
+            return [parse_value(part.strip()) for part in text.split(",")]
+        return text
+
+
+def apply_table(target: dict, table: dict, origin: str) -> None:
+    """Merge a parsed TOML table into {section: {key: value}}, checking keys and types."""
+    for key, value in table.items():
+        if key == "preset":
+            target["preset"] = coerce("preset", value, str)
+            continue
+        if key not in SECTION_TYPES or not isinstance(value, dict):
+            raise unknown_key(key, origin)
+        names = {f.name for f in dataclasses.fields(SECTION_TYPES[key])}
+        for name, item in value.items():
+            if name not in names:
+                raise unknown_key(f"{key}.{name}", origin)
+            target.setdefault(key, {})[name] = coerce(f"{key}.{name}", item, field_type(key, name))
+
+
+def unknown_key(key: str, origin: str) -> ConfigError:
+    return ConfigError(f"unknown config key {key!r} (in {origin}); valid keys: {', '.join(valid_keys())}")
+
+
+def parse_override(text: str) -> dict:
+    """'section.key=value' -> a one-entry table."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set train.batch_size=16")
+    key, value = (part.strip() for part in text.split("=", 1))
+    if key == "preset":
+        return {"preset": parse_value(value) if value else ""}
+    if "." not in key:
+        raise unknown_key(key, "--set")
+    section, name = key.split(".", 1)
+    return {section: {name: parse_value(value)}}
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+
+
+def build(values: dict) -> Config:
+    """Construct the frozen Config from {section: {key: value}}, then check every value's range."""
+    sections = {}
+    for section, cls in SECTION_TYPES.items():
+        try:
+            sections[section] = cls(**values.get(section, {}))
+        except ValueError as err:  # FeatureConfig / ModelConfig check their own ranges
+            raise ConfigError(str(err)) from None
+    config = Config(preset=values.get("preset", ""), **sections)
+    validate(config)
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """The resolved Config: defaults < preset file < experiment file < overrides."""
+    values: dict = {}
+    file_table = read_toml(Path(path)) if path else {}
+    override_tables = [parse_override(text) for text in overrides]
+    preset = file_table.get("preset", "")
+    for table in override_tables:
+        preset = table.get("preset", preset)
+    if preset:
+        preset_path = (Path(path).parent if path else Path("sweeps")) / f"{preset}.toml"
+        if not preset_path.is_file():
+            available = sorted(p.stem for p in preset_path.parent.glob("*.toml"))
+            raise ConfigError(f"preset = {preset!r}: no file {preset_path}; presets beside it: {', '.join(available)}")
+        preset_table = read_toml(preset_path)
+        preset_table.pop("preset", None)
+        apply_table(values, preset_table, str(preset_path))
+    apply_table(values, file_table, str(path))
+    for text, table in zip(overrides, override_tables):
+        apply_table(values, table, f"--set {text}")
+    values["preset"] = preset
+    return build(values)
+
+
+def positive(key: str, value, kind: str = "a positive integer") -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} = {value!r}: expected {kind}")
+
+
+def validate(config: Config) -> None:
+    """Range checks that types alone do not catch."""
+    train, sweep = config.train, config.sweep
+    for name in ("batch_size", "length", "validate_every", "validation_examples", "checkpoint_every"):
+        positive(f"train.{name}", getattr(train, name))
+    positive("train.learning_rate", train.learning_rate, "a positive number")
+    if train.length_unit not in ("examples", "batches"):
+        raise ConfigError(f"train.length_unit = {train.length_unit!r}: expected one of examples, batches")
+    if config.data.pad_length < 0:
+        raise ConfigError(f"data.pad_length = {config.data.pad_length}: expected 0 (the longest recording) or a length")
+    for axis, allowed in (("fusion", FUSIONS), ("modalities", MODALITIES)):
+        values = getattr(sweep, axis)
+        if not values:
+            raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of {', '.join(allowed)}")
+        for value in values:
+            if value not in allowed:
+                raise ConfigError(f"sweep.{axis} = {value!r}: expected one of {', '.join(allowed)}")
+    for axis in ("audio_snr", "visual_snr"):
+        values = getattr(sweep, axis)
+        if not values:
+            raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of SNRs (positive numbers or 'orig')")
+        for value in values:
+            snr_value(f"sweep.{axis}", value)
+    if not sweep.seeds:
+        raise ConfigError("sweep.seeds = []: expected a non-empty list of integers")
+
+
+def snr_value(key: str, value: float | str) -> float:
+    """An SNR as a float (inf for 'orig'), or a ConfigError naming the key."""
+    if isinstance(value, str):
+        if value.lower() == "orig":
+            return ORIG
+        raise ConfigError(f"{key} = {value!r}: expected a positive number or 'orig'")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{key} = {value!r}: expected a positive number (a linear power ratio) or 'orig'")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a sweep: a point of the grid."""
+
+    fusion: str
+    modalities: str
+    audio_snr: float  # inf = orig
+    visual_snr: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        snr = lambda x: "orig" if math.isinf(x) else f"{x:g}"
+        return f"fusion={self.fusion},modalities={self.modalities},a={snr(self.audio_snr)},v={snr(self.visual_snr)},seed={self.seed}"
+
+
+def expand(sweep: SweepConfig) -> list[ModelSpec]:
+    """The product of the grid axes, in a fixed order (fusion, modalities, audio, visual, seed)."""
+    return [
+        ModelSpec(fusion, modalities, snr_value("sweep.audio_snr", a), snr_value("sweep.visual_snr", v), seed)
+        for fusion, modalities, a, v, seed in itertools.product(
+            sweep.fusion, sweep.modalities, sweep.audio_snr, sweep.visual_snr, sweep.seeds
+        )
+    ]

@@ -1,0 +1,315 @@
+"""Many models, one program: the vmapped, sharded, checkpointed training sweep.
+
+A sweep is a list of models (config.expand) that differ in training SNRs,
+masks (fusion depth, modalities) and seed. Their parameters and Adam states
+are stacked on a leading model axis and one `jit(vmap(train_step))` trains
+them all. Every step draws one clean batch of same-label pairs, shared by all
+models, then each model's noise at its own SNRs.
+
+Keys (one root, `train.seed`, split by purpose with fold_in):
+- pairs of step s:            fold_in(fold_in(root, PAIRS), s), shared by every model;
+- noise of model m at step s: fold_in(fold_in(fold_in(root, NOISE), seed_m), s);
+- parameters of model m:      fold_in(fold_in(root, INIT), seed_m).
+So models that differ only in fusion depth or SNR start from the same
+parameters and see the same pairs and the same standard-normal noise draws
+(scaled to their own SNR): a paired design, and a model trains identically
+alone or inside any sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+from clstm_jax import checkpoint
+from clstm_jax.config import Config, ConfigError, ModelSpec, expand
+from clstm_jax.data.features import make_batch
+from clstm_jax.data.paths import resolve_data_dir
+from clstm_jax.data.splits import PairTable, Split, load_splits, pair_table, sample_pairs
+from clstm_jax.masks import make_masks
+from clstm_jax.model import apply, init
+from clstm_jax.train import make_optimizer, train_step
+
+INIT, PAIRS, NOISE, VALIDATION = 0, 1, 2, 3
+MODEL_AXIS = "models"
+
+
+class SplitArrays(NamedTuple):
+    """A split on device: images uint8 (N, 28, 28), waves int16 (M, L), wave_lengths int32 (M,), and its PairTable."""
+
+    images: jax.Array
+    waves: jax.Array
+    wave_lengths: jax.Array
+    table: PairTable
+
+
+class Models(NamedTuple):
+    """Per-model constants, stacked on the model axis: masks, SNRs (inf = orig), noise keys."""
+
+    masks: object
+    audio_snr: jax.Array
+    visual_snr: jax.Array
+    noise_keys: jax.Array
+
+
+def split_arrays(split: Split) -> SplitArrays:
+    return SplitArrays(
+        jnp.asarray(split.images), jnp.asarray(split.waves), jnp.asarray(split.wave_lengths),
+        pair_table(split.image_labels, split.wave_labels),
+    )
+
+
+def check_shapes(config: Config, pad_length: int) -> None:
+    """The model's frames and bins must be what the features produce; raised before training."""
+    frames, bins = config.features.n_frames(pad_length), config.features.n_bins
+    if (config.model.frames, config.model.bins) != (frames, bins):
+        raise ConfigError(
+            f"model.frames = {config.model.frames}, model.bins = {config.model.bins}, but the features give "
+            f"{frames} frames of {bins} bins ({pad_length}-sample recordings, window {config.features.window_length}, "
+            f"hop {config.features.hop_length}); set model.frames = {frames} and model.bins = {bins}"
+        )
+
+
+def build_models(config: Config, specs: list[ModelSpec]) -> tuple[dict, Models]:
+    """Stacked initial parameters (models, ...) and the per-model constants."""
+    root = jax.random.key(config.train.seed)
+    seeds = jnp.array([spec.seed for spec in specs])
+    init_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(root, INIT), s))(seeds)
+    params = jax.vmap(init, in_axes=(0, None))(init_keys, config.model)  # (models, ...)
+    one = jax.tree.map(lambda x: x[0], params)
+    masks = [make_masks(one, config.model.visual_group, spec.fusion, spec.modalities) for spec in specs]
+    stacked_masks = jax.tree.map(lambda *m: jnp.stack(m), *masks)  # (models, ...)
+    noise_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(root, NOISE), s))(seeds)
+    models = Models(
+        stacked_masks,
+        jnp.array([spec.audio_snr for spec in specs], jnp.float32),
+        jnp.array([spec.visual_snr for spec in specs], jnp.float32),
+        noise_keys,
+    )
+    return params, models
+
+
+def initial_state(config: Config, params: dict) -> dict:
+    """The whole sweep state: everything a resume needs, stacked on the model axis where per model."""
+    optimizer = make_optimizer(config.train.learning_rate)
+    n_models = jax.tree.leaves(params)[0].shape[0]
+    return {
+        "params": params,
+        "opt_state": jax.vmap(optimizer.init)(params),
+        "best_params": jax.tree.map(jnp.copy, params),  # its own buffers: the state is donated
+        "best_accuracy": jnp.full(n_models, -1.0, jnp.float32),
+        "best_step": jnp.zeros(n_models, jnp.int32),
+        "loss_sum": jnp.zeros(n_models, jnp.float32),  # training loss summed since the last validation
+        "step": jnp.zeros((), jnp.int32),
+    }
+
+
+def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config) -> dict:
+    """One Adam step of every model (jit this; state is donated)."""
+    step = state["step"]
+    root = jax.random.key(config.train.seed)
+    pair_key = jax.random.fold_in(jax.random.fold_in(root, PAIRS), step)
+    image_idx, audio_idx, labels = sample_pairs(pair_key, train.table, config.train.batch_size)  # (B,) each
+    images, waves, lengths = train.images[image_idx], train.waves[audio_idx], train.wave_lengths[audio_idx]
+    step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(models.noise_keys, step)  # (models,)
+    batch = jax.vmap(make_batch, in_axes=(0, None, None, None, 0, 0, None))(
+        step_keys, images, waves, lengths, models.audio_snr, models.visual_snr, config.features
+    )  # images (models, B, 28, 28), spectrograms (models, B, T, F)
+    optimizer = make_optimizer(config.train.learning_rate)
+    one_step = partial(train_step, cfg=config.model, optimizer=optimizer)
+    params, opt_state, loss = jax.vmap(one_step, in_axes=(0, 0, 0, 0, 0, None))(
+        state["params"], state["opt_state"], models.masks, *batch, labels
+    )  # loss (models,)
+    return {**state, "params": params, "opt_state": opt_state, "loss_sum": state["loss_sum"] + loss, "step": step + 1}
+
+
+def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
+    """A fixed subset of n validation pairs: (images, waves, lengths, labels), host-chosen once."""
+    key = jax.random.fold_in(jax.random.key(seed), VALIDATION)
+    image_idx, audio_idx, labels = sample_pairs(key, split.table, n)
+    return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
+
+
+def correct_counts(params: dict, models: Models, chunk: tuple, chunk_index: int, config: Config) -> jax.Array:
+    """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
+
+    Noise keys depend on the chunk only, so every model sees the same draws.
+    """
+    images, waves, lengths, labels = chunk
+    key = jax.random.fold_in(jax.random.key(config.train.seed), VALIDATION)
+    key = jax.random.fold_in(key, chunk_index)
+    batch = jax.vmap(make_batch, in_axes=(None, None, None, None, 0, 0, None))(
+        key, images, waves, lengths, models.audio_snr, models.visual_snr, config.features
+    )
+    logits = jax.vmap(apply, in_axes=(0, 0, 0, 0, None))(params, models.masks, *batch, config.model)  # (models, B, T, 10)
+    return jnp.sum(jnp.argmax(logits[:, :, -1], axis=-1) == labels, axis=-1)  # (models,)
+
+
+def model_mesh(n_models: int) -> Mesh:
+    """A 1-D mesh over the largest number of devices that divides the model count (so no model is padded)."""
+    devices = jax.devices()
+    n = max(d for d in range(1, len(devices) + 1) if n_models % d == 0)
+    return Mesh(np.array(devices[:n]), (MODEL_AXIS,))
+
+
+def shard_state(state: dict, mesh: Mesh) -> dict:
+    """Put per-model leaves (leading model axis) across the mesh, scalars replicated."""
+    per_model = NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda x: jax.device_put(x, per_model if x.ndim else replicated), state)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of a run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models.json"
+
+
+def config_record(config: Config) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def claim_run_dir(run_dir: Path, config: Config) -> bool:
+    """Write the resolved config into a new run directory, or check it matches an existing one.
+
+    Returns True when resuming. A different config is refused and nothing in the directory is touched.
+    """
+    files = RunFiles(run_dir)
+    record = config_record(config)
+    if files.config.exists():
+        stored = json.loads(files.config.read_text())
+        if stored != record:
+            differing = sorted(diff_keys(stored, record))
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config (differs in {', '.join(differing)}); "
+                "nothing there was changed. Use a new --out directory, or re-run with the same config to resume."
+            )
+        return True
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files.config.write_text(json.dumps(record, indent=2) + "\n")
+    return False
+
+
+def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            keys += diff_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            keys.append(prefix + key)
+    return keys
+
+
+def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True) -> dict:
+    """Train every model of the sweep into run_dir (resuming from its latest checkpoint); returns the final state."""
+    run_dir = Path(run_dir)
+    specs = expand(config.sweep)
+    root = resolve_data_dir(data_dir or config.data.data_dir or None)
+    splits = load_splits(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None)
+    check_shapes(config, splits["train"].waves.shape[1])
+    resuming = claim_run_dir(run_dir, config)
+    files = RunFiles(run_dir)
+    files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
+
+    mesh = model_mesh(len(specs))
+    params, models = build_models(config, specs)
+    state = shard_state(initial_state(config, params), mesh)
+    models = jax.tree.map(lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec(MODEL_AXIS))), models)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    train = jax.device_put(split_arrays(splits["train"]), replicated)
+    validation = validation_batch(split_arrays(splits["validation"]), config.train.validation_examples, config.train.seed)
+    validation = jax.device_put(validation, replicated)
+
+    mngr = checkpoint.manager(run_dir)
+    if resuming and (restored := checkpoint.restore_latest(mngr, state)) is not None:
+        state = restored
+        keep_metrics_until(files.metrics, int(state["step"]))
+    elif files.metrics.exists():
+        files.metrics.unlink()
+
+    step_fn = jax.jit(partial(sweep_step, config=config), donate_argnums=0)
+    count_fn = jax.jit(partial(correct_counts, config=config), static_argnums=3)
+    total = config.train.steps
+    start = int(state["step"])
+    names = [s.name for s in specs]
+    with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not progress,
+              dynamic_ncols=True) as bar:
+        steps_since = 0
+        for step in range(start, total):
+            state = step_fn(state, train, models)
+            steps_since += 1
+            done = step + 1
+            bar.update(1)
+            bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
+                                f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
+            if done % config.train.validate_every == 0 or done == total:
+                state = validate(state, models, validation, count_fn, config, names, steps_since, files, bar)
+                steps_since = 0
+            if done % config.train.checkpoint_every == 0 or done == total:
+                checkpoint.save(mngr, done, state)
+    mngr.close()
+    return state
+
+
+def validate(state, models, validation, count_fn, config, names, steps_since, files, bar) -> dict:
+    """Validation accuracy per model; keep each model's best state; one metrics line and one progress line."""
+    n = validation[0].shape[0]
+    chunk = config.train.batch_size * 4
+    correct = sum(
+        count_fn(state["params"], models, tuple(x[i : i + chunk] for x in validation), i // chunk)
+        for i in range(0, n, chunk)
+    )
+    accuracy = np.asarray(correct) / n
+    loss = np.asarray(state["loss_sum"]) / steps_since
+    if not np.all(np.isfinite(loss)):
+        bad = [name for name, value in zip(names, loss) if not np.isfinite(value)]
+        raise FloatingPointError(f"non-finite training loss at step {int(state['step'])} for {', '.join(bad)}")
+    improved = jnp.asarray(accuracy > np.asarray(state["best_accuracy"]))
+    pick = lambda new, old: jnp.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
+    step = int(state["step"])
+    state = {
+        **state,
+        "best_params": jax.tree.map(pick, state["params"], state["best_params"]),
+        "best_accuracy": jnp.where(improved, jnp.asarray(accuracy, jnp.float32), state["best_accuracy"]),
+        "best_step": jnp.where(improved, step, state["best_step"]),
+        "loss_sum": jnp.zeros_like(state["loss_sum"]),
+    }
+    record = {"step": step, "loss": dict(zip(names, loss.tolist())), "validation_accuracy": dict(zip(names, accuracy.tolist()))}
+    with open(files.metrics, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    best, worst = int(np.argmax(accuracy)), int(np.argmin(accuracy))
+    bar.write(f"step {step}: validation accuracy best {accuracy[best]:.3f} ({names[best]}), "
+              f"worst {accuracy[worst]:.3f} ({names[worst]}); mean loss {loss.mean():.3f}")
+    return state
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop metrics lines written after the checkpoint we resume from (they will be written again)."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))

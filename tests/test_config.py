@@ -1,0 +1,87 @@
+import math
+
+import pytest
+
+from clstm_jax.config import Config, ConfigError, ModelSpec, expand, load_config, parse_value, valid_keys
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    write(tmp_path / "small.toml", "[model]\nchannels = 8\n[train]\nbatch_size = 4\nlength = 40\n")
+    return write(
+        tmp_path / "grid.toml",
+        'preset = "small"\n[sweep]\naudio_snr = [2, 1]\nvisual_snr = ["orig", 0.25]\n[train]\nlength = 80\n',
+    )
+
+
+def test_defaults_preset_file_and_overrides_in_order(experiment):
+    config = load_config(experiment)
+    assert config.model.channels == 8  # from the preset
+    assert config.train.batch_size == 4 and config.train.length == 80  # the experiment file wins over the preset
+    assert config.sweep.audio_snr == (2.0, 1.0) and config.sweep.visual_snr == ("orig", 0.25)
+    assert config.train.learning_rate == 1e-3  # untouched default
+    config = load_config(experiment, ["train.length=8", "model.conv=lax", "sweep.fusion=initial,fc"])
+    assert (config.train.length, config.model.conv, config.sweep.fusion) == (8, "lax", ("initial", "fc"))
+
+
+def test_steps_in_both_readings_of_the_papers_length():
+    examples = load_config(None, ["train.batch_size=128", "train.length=87516"])
+    batches = load_config(None, ["train.batch_size=128", "train.length=87516", "train.length_unit=batches"])
+    assert examples.train.steps == math.ceil(87516 / 128) == 684
+    assert batches.train.steps == 87516  # = one pass over 11,202,076 pairs
+
+
+def test_unknown_key_lists_the_valid_ones(experiment):
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.batchsize' \(in --set train.batchsize=4\); valid keys: preset, data.data_dir") as err:
+        load_config(experiment, ["train.batchsize=4"])
+    assert "train.batch_size" in str(err.value) and "sweep.visual_snr" in str(err.value)
+    write(experiment, "[modle]\nchannels = 4\n")
+    with pytest.raises(ConfigError, match="unknown config key 'modle'"):
+        load_config(experiment)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("sweep.audio_snr=-1", r"sweep.audio_snr = -1.0: expected a positive number"),
+        ("sweep.visual_snr=0", r"sweep.visual_snr = 0.0: expected a positive number"),
+        ("sweep.audio_snr=[]", r"sweep.audio_snr = \[\]: expected a non-empty list of SNRs"),
+        ("sweep.fusion=late", r"sweep.fusion = 'late': expected one of initial, second, fc"),
+        ("train.batch_size=0", r"train.batch_size = 0: expected a positive integer"),
+        ("train.batch_size=2.5", r"train.batch_size = 2.5: expected an integer"),
+        ("train.length_unit=epochs", r"train.length_unit = 'epochs': expected one of examples, batches"),
+        ("model.conv=fft", r"model.conv = 'fft'; expected one of auto, lax, shifted"),
+        ("sweep.audio_snr=loud", r"sweep.audio_snr = 'loud': expected a positive number or 'orig'"),
+        ("preset=huge", r"preset = 'huge': no file .*huge.toml; presets beside it: grid, small"),
+    ],
+)
+def test_invalid_values_name_key_value_and_what_is_allowed(experiment, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(experiment, [override])
+
+
+def test_set_values_parse_as_toml_or_bare_text():
+    assert parse_value("16") == 16 and parse_value("0.5") == 0.5 and parse_value("[1, 2]") == [1, 2]
+    assert parse_value("initial") == "initial" and parse_value("orig,0.5") == ["orig", 0.5]
+    assert parse_value("true") is True
+
+
+def test_sweep_expands_to_named_models_in_a_fixed_order(experiment):
+    config = load_config(experiment, ["sweep.fusion=initial,fc", "sweep.seeds=[0, 1]"])
+    models = expand(config.sweep)
+    assert len(models) == 2 * 1 * 2 * 2 * 2
+    assert models[0] == ModelSpec("initial", "both", 2.0, math.inf, 0)
+    assert models[0].name == "fusion=initial,modalities=both,a=2,v=orig,seed=0"
+    assert models[-1].name == "fusion=fc,modalities=both,a=1,v=0.25,seed=1"
+    assert len({m.name for m in models}) == len(models)
+
+
+def test_every_key_is_listed():
+    keys = valid_keys()
+    assert "train.batch_size" in keys and "features.compression" in keys and "model.remat" in keys
+    assert isinstance(load_config(None), Config)
