@@ -107,6 +107,26 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(args: argparse.Namespace) -> int:
+    import jax
+
+    from clstm_jax.bench import run_bench
+    from clstm_jax.config import load_config
+
+    config = load_config(args.config, [f"preset={args.preset}", *args.set])
+    rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps({"preset": args.preset, "backend": jax.default_backend(), "rows": rows}))
+        return 0
+    print(f"preset {args.preset}: C = {config.model.channels}, {config.model.frames} frames, batch "
+          f"{config.train.batch_size}; {jax.default_backend()}, {jax.device_count()} device(s)")
+    print(f"{'models':>6}  {'mode':<10}{'s / step':>10}{'model-ex/s':>12}{'memory MB':>11}")
+    for row in rows:
+        print(f"{row['models']:>6}  {row['mode']:<10}{row['seconds_per_step']:>10.2f}"
+              f"{row['model_examples_per_second']:>12.1f}{row['memory_mb']:>11,.0f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from clstm_jax.data.fetch import FSDD_ARCHIVE_URL, MNIST_BASE_URL
 
@@ -144,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(run=sweep)
 
+    speed = commands.add_parser("bench", help="training throughput: models vmapped in one program vs one after another")
+    speed.add_argument("--preset", default="cpu", help="size preset from sweeps/ (default: cpu)")
+    speed.add_argument("--config", default="sweeps/snr_grid.toml", help="experiment file whose folder holds the presets")
+    speed.add_argument("--models", type=int, nargs="+", default=[1, 4, 16], help="model counts (default: 1 4 16)")
+    speed.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step (default: 3)")
+    speed.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    speed.add_argument("--data-dir", help=data_dir_help)
+    speed.add_argument("--json", action="store_true", help="print one JSON object")
+    speed.set_defaults(run=bench)
+
     model = commands.add_parser("model", help="describe the C-LSTM")
     model_commands = model.add_subparsers(dest="model_command", required=True)
     summary = model_commands.add_parser("summary", help="total and live parameter counts of each variant")
@@ -160,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DataError, ValueError) as err:
+    except (DataError, ValueError, FloatingPointError) as err:
         print(f"clstm-jax: error: {err}", file=sys.stderr)
         return 2
 

@@ -262,6 +262,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         steps_since = 0
         for step in range(start, total):
             state = step_fn(state, train, models)
+            state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true
             steps_since += 1
             done = step + 1
             bar.update(1)

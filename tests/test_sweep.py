@@ -132,3 +132,14 @@ def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir):
     assert np.mean(list(last["loss"].values())) < np.mean(list(first["loss"].values())) - 0.2
     # Chance is 10%; with 128 validation pairs a model at chance exceeds 30% with probability < 1e-6.
     assert min(last["validation_accuracy"].values()) > 0.3
+
+
+def test_bench_rows_cover_both_modes_and_add_up(data_dir):
+    from clstm_jax.bench import run_bench
+
+    rows = run_bench(micro(), [1, 2], steps=1, data_dir=data_dir)
+    assert [(r["models"], r["mode"]) for r in rows] == [(1, "vmapped"), (1, "sequential"), (2, "vmapped"), (2, "sequential")]
+    for row in rows:
+        assert row["model_examples_per_second"] == pytest.approx(row["models"] * 4 / row["seconds_per_step"])
+    # Two models in one program hold twice the parameters and optimiser state of one.
+    assert rows[2]["memory_mb"] > rows[0]["memory_mb"] == pytest.approx(rows[1]["memory_mb"])

@@ -1,0 +1,56 @@
+"""`clstm-jax bench`: training throughput of a preset, vmapped against one model after another.
+
+Both modes run the real sweep step (pair sampling, noise, STFT, forward,
+backward, Adam) on the real training split; only the number of models per
+program differs.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import jax
+
+from clstm_jax.config import Config, ModelSpec
+from clstm_jax.data.paths import resolve_data_dir
+from clstm_jax.data.splits import load_splits
+from clstm_jax.sweep import build_models, check_shapes, initial_state, split_arrays, sweep_step
+
+
+def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> dict:
+    """Throughput of n_models trained for `steps` steps, in one program or one program per model."""
+    specs = [ModelSpec("initial", "both", 0.5, 0.25, seed) for seed in range(n_models)]
+    groups = [specs] if vmapped else [[spec] for spec in specs]
+    programs = []
+    for group in groups:
+        params, models = build_models(config, group)
+        programs.append([initial_state(config, params), models])
+    step_fn = jax.jit(partial(sweep_step, config=config), donate_argnums=0)
+    compiled = step_fn.lower(programs[0][0], train, programs[0][1]).compile()
+    memory = compiled.memory_analysis()
+    for program in programs:  # warm-up
+        program[0] = compiled(program[0], train, program[1])
+    jax.block_until_ready([p[0] for p in programs])
+    start = time.perf_counter()
+    for _ in range(steps):
+        for program in programs:
+            program[0] = compiled(program[0], train, program[1])
+        jax.block_until_ready([p[0] for p in programs])
+    seconds = (time.perf_counter() - start) / steps
+    return {
+        "models": n_models,
+        "mode": "vmapped" if vmapped else "sequential",
+        "seconds_per_step": seconds,
+        "model_examples_per_second": n_models * config.train.batch_size / seconds,
+        "memory_mb": (memory.temp_size_in_bytes + memory.argument_size_in_bytes) / 2**20,
+    }
+
+
+def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None) -> list[dict]:
+    """One row per (model count, mode); memory is XLA's temporary + argument bytes of one program."""
+    root = resolve_data_dir(data_dir or config.data.data_dir or None)
+    splits = load_splits(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None)
+    check_shapes(config, splits["train"].waves.shape[1])
+    train = split_arrays(splits["train"])
+    return [measure(config, n, vmapped, steps, train) for n in model_counts for vmapped in (True, False)]
