@@ -13,9 +13,7 @@ from functools import partial
 import jax
 
 from clstm_jax.config import Config, ModelSpec
-from clstm_jax.data.paths import resolve_data_dir
-from clstm_jax.data.splits import load_splits
-from clstm_jax.sweep import build_models, check_shapes, initial_state, split_arrays, sweep_step
+from clstm_jax.sweep import build_models, initial_state, load_checked_splits, split_arrays, sweep_step
 
 
 def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> dict:
@@ -49,8 +47,5 @@ def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> 
 
 def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None) -> list[dict]:
     """One row per (model count, mode); memory is XLA's temporary + argument bytes of one program."""
-    root = resolve_data_dir(data_dir or config.data.data_dir or None)
-    splits = load_splits(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None)
-    check_shapes(config, splits["train"].waves.shape[1])
-    train = split_arrays(splits["train"])
+    train = split_arrays(load_checked_splits(config, data_dir)["train"])
     return [measure(config, n, vmapped, steps, train) for n in model_counts for vmapped in (True, False)]

@@ -19,8 +19,6 @@ alone or inside any sweep.
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -79,6 +77,14 @@ def check_shapes(config: Config, pad_length: int) -> None:
             f"{frames} frames of {bins} bins ({pad_length}-sample recordings, window {config.features.window_length}, "
             f"hop {config.features.hop_length}); set model.frames = {frames} and model.bins = {bins}"
         )
+
+
+def load_checked_splits(config: Config, data_dir: str | None = None) -> dict[str, Split]:
+    """The config's splits, after checking that the model's frames and bins match the features."""
+    root = resolve_data_dir(data_dir or config.data.data_dir or None)
+    splits = load_splits(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None)
+    check_shapes(config, splits["train"].waves.shape[1])
+    return splits
 
 
 def build_models(config: Config, specs: list[ModelSpec]) -> tuple[dict, Models]:
@@ -229,9 +235,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     """Train every model of the sweep into run_dir (resuming from its latest checkpoint); returns the final state."""
     run_dir = Path(run_dir)
     specs = expand(config.sweep)
-    root = resolve_data_dir(data_dir or config.data.data_dir or None)
-    splits = load_splits(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None)
-    check_shapes(config, splits["train"].waves.shape[1])
+    splits = load_checked_splits(config, data_dir)
     resuming = claim_run_dir(run_dir, config)
     files = RunFiles(run_dir)
     files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")

@@ -1,7 +1,5 @@
 import json
 import re
-import subprocess
-from pathlib import Path
 
 from clstm_jax.cli import main
 from conftest import PAPER_SPEAKERS, ROOT

@@ -1,6 +1,5 @@
 import jax
 import numpy as np
-import pytest
 
 from clstm_jax.data.splits import SPLITS, pair_table, sample_pairs, split_indices
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import hashlib
 
 from clstm_jax.data import DataError
-from clstm_jax.data.fsdd import check_format, list_recordings, parse_name
+from clstm_jax.data.fsdd import check_format, parse_name
 from clstm_jax.data.mnist import read_bytes
 from clstm_jax.data.paths import MNIST_FILES, mnist_path
 
