@@ -61,6 +61,11 @@ class Models(NamedTuple):
     noise_keys: jax.Array
 
 
+def purpose_key(seed: int, purpose: int) -> jax.Array:
+    """The root key of one purpose (INIT, PAIRS, NOISE, VALIDATION), from the run's seed."""
+    return jax.random.fold_in(jax.random.key(seed), purpose)
+
+
 def split_arrays(split: Split) -> SplitArrays:
     return SplitArrays(
         jnp.asarray(split.images), jnp.asarray(split.waves), jnp.asarray(split.wave_lengths),
@@ -89,14 +94,13 @@ def load_checked_splits(config: Config, data_dir: str | None = None) -> dict[str
 
 def build_models(config: Config, specs: list[ModelSpec]) -> tuple[dict, Models]:
     """Stacked initial parameters (models, ...) and the per-model constants."""
-    root = jax.random.key(config.train.seed)
     seeds = jnp.array([spec.seed for spec in specs])
-    init_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(root, INIT), s))(seeds)
+    init_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(purpose_key(config.train.seed, INIT), seeds)
     params = jax.vmap(init, in_axes=(0, None))(init_keys, config.model)  # (models, ...)
     one = jax.tree.map(lambda x: x[0], params)
     masks = [make_masks(one, config.model.visual_group, spec.fusion, spec.modalities) for spec in specs]
     stacked_masks = jax.tree.map(lambda *m: jnp.stack(m), *masks)  # (models, ...)
-    noise_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(root, NOISE), s))(seeds)
+    noise_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(purpose_key(config.train.seed, NOISE), seeds)
     models = Models(
         stacked_masks,
         jnp.array([spec.audio_snr for spec in specs], jnp.float32),
@@ -124,8 +128,7 @@ def initial_state(config: Config, params: dict) -> dict:
 def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config) -> dict:
     """One Adam step of every model (jit this; state is donated)."""
     step = state["step"]
-    root = jax.random.key(config.train.seed)
-    pair_key = jax.random.fold_in(jax.random.fold_in(root, PAIRS), step)
+    pair_key = jax.random.fold_in(purpose_key(config.train.seed, PAIRS), step)
     image_idx, audio_idx, labels = sample_pairs(pair_key, train.table, config.train.batch_size)  # (B,) each
     images, waves, lengths = train.images[image_idx], train.waves[audio_idx], train.wave_lengths[audio_idx]
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(models.noise_keys, step)  # (models,)
@@ -142,19 +145,17 @@ def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config) 
 
 def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
     """A fixed subset of n validation pairs: (images, waves, lengths, labels), host-chosen once."""
-    key = jax.random.fold_in(jax.random.key(seed), VALIDATION)
-    image_idx, audio_idx, labels = sample_pairs(key, split.table, n)
+    image_idx, audio_idx, labels = sample_pairs(purpose_key(seed, VALIDATION), split.table, n)
     return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
 
 
-def correct_counts(params: dict, models: Models, chunk: tuple, chunk_index: int, config: Config) -> jax.Array:
+def correct_counts(params: dict, models: Models, chunk: tuple, chunk_index: jax.Array, config: Config) -> jax.Array:
     """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
 
     Noise keys depend on the chunk only, so every model sees the same draws.
     """
     images, waves, lengths, labels = chunk
-    key = jax.random.fold_in(jax.random.key(config.train.seed), VALIDATION)
-    key = jax.random.fold_in(key, chunk_index)
+    key = jax.random.fold_in(purpose_key(config.train.seed, VALIDATION), chunk_index)
     batch = jax.vmap(make_batch, in_axes=(None, None, None, None, 0, 0, None))(
         key, images, waves, lengths, models.audio_snr, models.visual_snr, config.features
     )
@@ -257,7 +258,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         files.metrics.unlink()
 
     step_fn = jax.jit(partial(sweep_step, config=config), donate_argnums=0)
-    count_fn = jax.jit(partial(correct_counts, config=config), static_argnums=3)
+    count_fn = jax.jit(partial(correct_counts, config=config))  # chunk index traced: one compilation
     total = config.train.steps
     start = int(state["step"])
     names = [s.name for s in specs]
