@@ -107,6 +107,64 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    from clstm_jax.evaluate import EVAL_DIR, evaluate_run
+
+    result = evaluate_run(args.run_dir, examples=args.examples, full=args.full, data_dir=args.data_dir,
+                          progress=not args.quiet)
+    out = f"{args.run_dir}/{EVAL_DIR}"
+    if args.json:
+        print(json.dumps({"models": list(result.names), "examples": result.examples, "mode": result.mode,
+                          "mean_accuracy": dict(zip(result.names, result.accuracy.mean(axis=(1, 2)).tolist())),
+                          "files": [f"{out}/accuracy.npz", f"{out}/accuracy.csv"]}))
+        return 0
+    print(f"{len(result.names)} models x {len(result.audio_snrs)}x{len(result.visual_snrs)} test SNRs on "
+          f"{result.examples} test pairs ({result.mode}) -> {out}/accuracy.npz, {out}/accuracy.csv")
+    for name, mean in zip(result.names, result.accuracy.mean(axis=(1, 2))):
+        print(f"  {mean:6.1%} mean over the grid  {name}")
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clstm_jax.inspection import inspect_model
+    from clstm_jax.run import load_run
+
+    run = load_run(args.run_dir)
+    name, fields = None, {}
+    if not args.model or args.model in run.names:
+        name = args.model or run.names[0]
+    else:
+        aliases = {"a": "audio_snr", "v": "visual_snr"}
+        for part in args.model.split(","):
+            key, _, value = part.partition("=")
+            fields[aliases.get(key, key)] = int(value) if key == "seed" else value
+    out = Path(args.out) if args.out else Path(args.run_dir) / "inspect"
+    png, table = inspect_model(run, name, args.example, out, args.data_dir, **fields)
+    print(f"{png}\n{table}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from clstm_jax.report import draw_report
+
+    for line in draw_report(args.run_dir, args.data_dir):
+        print(line)
+    print(f"figures and their numbers in {args.run_dir}/report")
+    return 0
+
+
+def study(args: argparse.Namespace) -> int:
+    from clstm_jax.config import load_config
+    from clstm_jax.study import run_study
+
+    config = load_config(args.config, args.set)
+    path = run_study(config, args.out, data_dir=args.data_dir, progress=not args.quiet)
+    print(f"done: {path}")
+    return 0
+
+
 def bench(args: argparse.Namespace) -> int:
     import jax
 
@@ -163,6 +221,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help=data_dir_help)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(run=sweep)
+
+    ev = commands.add_parser("evaluate", help="every model of a run x the test-SNR grid, in one vectorised program")
+    ev.add_argument("run_dir", metavar="RUN", help="run directory of a finished sweep")
+    ev.add_argument("--examples", type=int, help="test pairs in the shared subset (default: the config's evaluate.examples)")
+    ev.add_argument("--full", action="store_true", help="every test pair, streamed in chunks (a GPU job)")
+    ev.add_argument("--data-dir", help=data_dir_help)
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(run=evaluate)
+
+    ins = commands.add_parser("inspect", help="per-step class probabilities of one test example (paper Fig. 7)")
+    ins.add_argument("run_dir", metavar="RUN", help="run directory")
+    ins.add_argument("--model", help="a model name from RUN/models.json, or fields such as "
+                     "'fusion=initial,a=0.5,v=0.25' (default: the first model)")
+    ins.add_argument("--example", type=int, default=0, help="position in the fixed test subset (default: 0)")
+    ins.add_argument("--out", help="output folder (default: RUN/inspect)")
+    ins.add_argument("--data-dir", help=data_dir_help)
+    ins.set_defaults(run=inspect)
+
+    rep = commands.add_parser("report", help="the paper's figures (PNG) and the numbers behind each (CSV)")
+    rep.add_argument("run_dir", metavar="RUN", help="an evaluated run directory")
+    rep.add_argument("--data-dir", help=data_dir_help)
+    rep.set_defaults(run=report)
+
+    stu = commands.add_parser("study", help="train, evaluate and report every experiment of the paper; judge its claims")
+    stu.add_argument("config", help="a preset or experiment TOML, e.g. sweeps/study.toml")
+    stu.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
+    stu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    stu.add_argument("--data-dir", help=data_dir_help)
+    stu.add_argument("--quiet", action="store_true", help="no progress bars")
+    stu.set_defaults(run=study)
 
     speed = commands.add_parser("bench", help="training throughput: models vmapped in one program vs one after another")
     speed.add_argument("--preset", default="cpu", help="size preset from sweeps/ (default: cpu)")

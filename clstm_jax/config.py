@@ -66,6 +66,26 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)  # model seeds (parameter init and noise streams)
 
 
+PAPER_TEST_SNRS = ("orig", 16, 8, 4, 2, 1, 0.5, 0.25, 0.125, 0.0625)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The test-SNR grid and the fixed test subset every model is evaluated on."""
+
+    snrs: tuple[float | str, ...] = PAPER_TEST_SNRS  # test SNRs of both modalities (the grid is their square)
+    examples: int = 512  # test pairs in the fixed subset shared by every model and grid point
+    batch: int = 512  # (example, grid point) items per program call; bounds memory, not results
+    seed: int = 0  # picks the subset and its noise: keys fixed per (example, grid point)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What `clstm-jax study` adds to the paper's experiments."""
+
+    seeds: tuple[int, ...] = (0,)  # seeds of the main fusion comparison (audio 0.5, visual 0.25); other models use the first
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs; written resolved into the run directory."""
@@ -76,9 +96,14 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
-SECTION_TYPES = {"data": DataConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig}
+SECTION_TYPES = {
+    "data": DataConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig,
+    "sweep": SweepConfig, "evaluate": EvaluateConfig, "study": StudyConfig,
+}
 
 
 def valid_keys() -> list[str]:
@@ -246,8 +271,15 @@ def validate(config: Config) -> None:
             raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of SNRs (positive numbers or 'orig')")
         for value in values:
             snr_value(f"sweep.{axis}", value)
-    if not sweep.seeds:
-        raise ConfigError("sweep.seeds = []: expected a non-empty list of integers")
+    for key, seeds in (("sweep.seeds", sweep.seeds), ("study.seeds", config.study.seeds)):
+        if not seeds:
+            raise ConfigError(f"{key} = []: expected a non-empty list of integers")
+    for name in ("examples", "batch"):
+        positive(f"evaluate.{name}", getattr(config.evaluate, name))
+    if not config.evaluate.snrs:
+        raise ConfigError("evaluate.snrs = []: expected a non-empty list of SNRs (positive numbers or 'orig')")
+    for value in config.evaluate.snrs:
+        snr_value("evaluate.snrs", value)
 
 
 def snr_value(key: str, value: float | str) -> float:

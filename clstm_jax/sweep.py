@@ -39,7 +39,7 @@ from clstm_jax.masks import make_masks
 from clstm_jax.model import apply, init
 from clstm_jax.train import make_optimizer, train_step
 
-INIT, PAIRS, NOISE, VALIDATION = 0, 1, 2, 3
+INIT, PAIRS, NOISE, VALIDATION, TEST, TEST_NOISE = 0, 1, 2, 3, 4, 5
 MODEL_AXIS = "models"
 
 
@@ -62,7 +62,7 @@ class Models(NamedTuple):
 
 
 def purpose_key(seed: int, purpose: int) -> jax.Array:
-    """The root key of one purpose (INIT, PAIRS, NOISE, VALIDATION), from the run's seed."""
+    """The root key of one purpose (INIT, PAIRS, NOISE, VALIDATION, TEST, TEST_NOISE), from a seed."""
     return jax.random.fold_in(jax.random.key(seed), purpose)
 
 
@@ -232,10 +232,14 @@ def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True) -> dict:
-    """Train every model of the sweep into run_dir (resuming from its latest checkpoint); returns the final state."""
+def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True,
+              specs: list[ModelSpec] | None = None) -> dict:
+    """Train every model into run_dir (resuming from its latest checkpoint); returns the final state.
+
+    specs: the models; default the product of the config's sweep axes (`study` passes its own list).
+    """
     run_dir = Path(run_dir)
-    specs = expand(config.sweep)
+    specs = specs if specs is not None else expand(config.sweep)
     splits = load_checked_splits(config, data_dir)
     resuming = claim_run_dir(run_dir, config)
     files = RunFiles(run_dir)

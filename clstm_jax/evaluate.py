@@ -1,0 +1,232 @@
+"""Every model of a run x the test-SNR grid, in one jitted, vectorised program.
+
+The evaluation set is a fixed subset of test pairs (or, with `full`, every
+test pair), shared by every model and grid point. An item is one (example,
+grid point); its noise key is fold_in(root, example, audio SNR bits, visual
+SNR bits), so it depends on the example and the SNRs only: every model sees
+the same noisy input, whatever the chunking, grid or model list, and one
+example can be re-created exactly for inspection (`evaluation_inputs`).
+Items are streamed in chunks of `evaluate.batch`; each chunk runs all models
+(vmapped over the model axis, sharded over devices) on the same inputs.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+from clstm_jax.config import ConfigError, snr_value
+from clstm_jax.data.features import FeatureConfig, make_batch
+from clstm_jax.data.splits import PairTable, sample_pairs
+from clstm_jax.model import ModelConfig, apply
+from clstm_jax.run import Run, load_run, snr_label
+from clstm_jax.stats import wilson_interval
+from clstm_jax.sweep import MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, load_checked_splits, model_mesh, purpose_key, split_arrays
+
+EVAL_DIR = "eval"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-example correctness of every model at every grid point, and what it was measured on.
+
+    correct: bool (models, audio SNRs, visual SNRs, examples); labels (examples,).
+    """
+
+    names: tuple[str, ...]
+    audio_snrs: np.ndarray
+    visual_snrs: np.ndarray
+    correct: np.ndarray
+    labels: np.ndarray
+    mode: str  # "subset" or "full"
+    step: int  # training step of the evaluated checkpoint
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.correct.sum(axis=-1)
+
+    @property
+    def examples(self) -> int:
+        return self.correct.shape[-1]
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.counts / self.examples
+
+    def interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """Wilson 95% interval of each accuracy."""
+        return wilson_interval(self.counts, self.examples)
+
+    def save(self, directory: Path) -> None:
+        """accuracy.npz (arrays) and accuracy.csv (one row per model and grid point), written atomically."""
+        directory.mkdir(parents=True, exist_ok=True)
+        low, high = self.interval()
+        tmp = directory / "accuracy.tmp.npz"
+        np.savez(
+            tmp, names=np.array(self.names), audio_snrs=self.audio_snrs, visual_snrs=self.visual_snrs,
+            accuracy=self.accuracy, correct=self.counts, examples=self.examples, ci_low=low, ci_high=high,
+            correct_bits=np.packbits(self.correct, axis=-1), labels=self.labels, mode=self.mode, step=self.step,
+        )
+        tmp.replace(directory / "accuracy.npz")
+        with open(directory / "accuracy.tmp.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_COLUMNS)
+            for m, name in enumerate(self.names):
+                fields = dict(part.split("=") for part in name.split(","))
+                for i, a in enumerate(self.audio_snrs):
+                    for j, v in enumerate(self.visual_snrs):
+                        writer.writerow([
+                            name, fields["fusion"], fields["modalities"], fields["a"], fields["v"], fields["seed"],
+                            snr_label(a), snr_label(v), int(self.counts[m, i, j]), self.examples,
+                            f"{self.accuracy[m, i, j]:.6f}", f"{low[m, i, j]:.6f}", f"{high[m, i, j]:.6f}",
+                        ])
+        (directory / "accuracy.tmp.csv").replace(directory / "accuracy.csv")
+
+
+CSV_COLUMNS = ("model", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed",
+               "test_audio_snr", "test_visual_snr", "correct", "examples", "accuracy", "ci_low", "ci_high")
+
+
+def load_evaluation(run_dir: str | Path) -> Evaluation:
+    """The evaluation stored in RUN/eval/accuracy.npz."""
+    path = Path(run_dir) / EVAL_DIR / "accuracy.npz"
+    if not path.exists():
+        raise ConfigError(f"{path}: no evaluation yet; run `clstm-jax evaluate {run_dir}`")
+    with np.load(path) as z:
+        n = int(z["examples"])
+        correct = np.unpackbits(z["correct_bits"], axis=-1, count=n).astype(bool)
+        return Evaluation(tuple(z["names"].tolist()), z["audio_snrs"], z["visual_snrs"], correct, z["labels"],
+                          str(z["mode"]), int(z["step"]))
+
+
+def all_pairs(table: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every same-label pair of a split: (image indices, recording indices, labels), label by label."""
+    t = jax.tree.map(np.asarray, table)
+    parts = []
+    for label in range(len(t.image_count)):
+        images = t.image_order[t.image_start[label]: t.image_start[label] + t.image_count[label]]
+        waves = t.audio_order[t.audio_start[label]: t.audio_start[label] + t.audio_count[label]]
+        i, a = np.meshgrid(images, waves, indexing="ij")
+        parts.append((i.ravel(), a.ravel(), np.full(i.size, label)))
+    return tuple(np.concatenate(column).astype(np.int32) for column in zip(*parts))
+
+
+def test_examples(table: PairTable, examples: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed evaluation set: `examples` pairs drawn once from the test split (seeded), or all when None."""
+    if examples is None:
+        return all_pairs(table)
+    return tuple(np.asarray(x) for x in sample_pairs(purpose_key(seed, TEST), table, examples))
+
+
+def snr_bits(snr: jax.Array) -> jax.Array:
+    return jax.lax.bitcast_convert_type(jnp.asarray(snr, jnp.float32), jnp.uint32)
+
+
+def item_inputs(root: jax.Array, split: SplitArrays, image_idx, audio_idx, example_ids, audio_snr, visual_snr,
+                features: FeatureConfig) -> tuple[jax.Array, jax.Array]:
+    """Noisy inputs of a list of items (one example at one SNR pair each): images (n, 28, 28), spectrograms (n, T, F)."""
+
+    def one(image_i, audio_i, example, a, v):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, example), snr_bits(a)), snr_bits(v))
+        image, spec = make_batch(key, split.images[image_i][None], split.waves[audio_i][None],
+                                 split.wave_lengths[audio_i][None], a, v, features)
+        return image[0], spec[0]
+
+    return jax.vmap(one)(image_idx, audio_idx, example_ids, audio_snr, visual_snr)
+
+
+def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Array,
+                  features: FeatureConfig, model: ModelConfig) -> jax.Array:
+    """Whether each model gets each item right: bool (models, items). items: image, audio, example, label, a, v."""
+    image_idx, audio_idx, example_ids, labels, audio_snr, visual_snr = items
+    images, spectrograms = item_inputs(root, split, image_idx, audio_idx, example_ids, audio_snr, visual_snr, features)
+    logits = jax.vmap(apply, in_axes=(0, 0, None, None, None))(params, masks, images, spectrograms, model)
+    return jnp.argmax(logits[:, :, -1], axis=-1) == labels
+
+
+def grid_snrs(run: Run) -> np.ndarray:
+    return np.array([snr_value("evaluate.snrs", s) for s in run.config.evaluate.snrs], np.float32)
+
+
+def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir: str | None = None,
+             progress: bool = True) -> Evaluation:
+    """Every model x every (audio, visual) grid point on the shared evaluation set.
+
+    examples: subset size (default the config's evaluate.examples); full: every test pair, streamed.
+    """
+    if not run.complete:
+        raise ConfigError(f"{run.path}: trained {run.step} of {run.config.train.steps} steps; "
+                          "finish it (re-run the same sweep command to resume) before evaluating")
+    cfg = run.config.evaluate
+    n_asked = None if full else (examples or cfg.examples)
+    if n_asked is not None and n_asked <= 0:
+        raise ConfigError(f"--examples {n_asked}: expected a positive number of test pairs")
+    splits = load_checked_splits(run.config, data_dir)
+    test = split_arrays(splits["test"])
+    image_idx, audio_idx, labels = test_examples(test.table, n_asked, cfg.seed)
+    snrs = grid_snrs(run)
+    n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
+
+    mesh = model_mesh(M)
+    per_model = NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
+    params, masks = jax.device_put((run.params, run.models.masks), per_model)
+    test = jax.device_put(test, NamedSharding(mesh, PartitionSpec()))
+    root = purpose_key(cfg.seed, TEST_NOISE)
+    step = jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model))
+
+    total = A * V * n
+    correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n
+    with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",
+              disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, total, cfg.batch):
+            items = np.arange(start, start + cfg.batch) % total  # the last chunk wraps round: one shape, one compile
+            grid, example = items // n, items % n
+            chunk = (image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V])
+            result = np.asarray(step(params, masks, test, chunk, root))
+            stop = min(start + cfg.batch, total)
+            correct[:, start:stop] = result[:, : stop - start]
+            bar.update(stop - start)
+    return Evaluation(tuple(run.names), snrs, snrs, correct.reshape(M, A, V, n), labels,
+                      "full" if full else "subset", run.step)
+
+
+def evaluate_run(run_dir: str | Path, examples: int | None = None, full: bool = False, data_dir: str | None = None,
+                 progress: bool = True) -> Evaluation:
+    """Evaluate a run directory and write RUN/eval/accuracy.{npz,csv}."""
+    run = load_run(run_dir)
+    result = evaluate(run, examples, full, data_dir, progress)
+    result.save(Path(run_dir) / EVAL_DIR)
+    return result
+
+
+def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_dir: str | None = None) -> tuple:
+    """The exact inputs `evaluate` used (subset mode): (images, spectrograms, labels) at one SNR pair.
+
+    example_ids: positions in the run's fixed test subset (default all of it).
+    SNRs may be numbers or "orig", on the grid or off it.
+    """
+    cfg = run.config.evaluate
+    test = split_arrays(load_checked_splits(run.config, data_dir)["test"])
+    image_idx, audio_idx, labels = test_examples(test.table, cfg.examples, cfg.seed)
+    ids = np.arange(len(labels)) if example_ids is None else np.atleast_1d(np.asarray(example_ids))
+    if ids.min() < 0 or ids.max() >= len(labels):
+        raise ValueError(f"example {int(ids.max() if ids.max() >= len(labels) else ids.min())}: "
+                         f"expected 0 <= example < {len(labels)} (evaluate.examples)")
+    a = np.full(len(ids), snr_value("audio_snr", audio_snr), np.float32)
+    v = np.full(len(ids), snr_value("visual_snr", visual_snr), np.float32)
+    images, spectrograms = jax.jit(partial(item_inputs, features=run.config.features))(
+        purpose_key(cfg.seed, TEST_NOISE), test, image_idx[ids], audio_idx[ids], ids, a, v
+    )
+    return images, spectrograms, labels[ids]
+
+
+def grid_label(values: np.ndarray) -> list[str]:
+    return [snr_label(float(v)) for v in values]

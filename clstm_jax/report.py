@@ -1,0 +1,242 @@
+"""The paper's figures from a run's evaluation: PNGs plus the numbers behind each (CSV).
+
+Heatmaps: rows are the test audio SNR, columns the test visual SNR, both from
+the cleanest (orig) to the noisiest; a model's training SNR is outlined. Where
+a configuration has several seeds, a heatmap shows the mean over seeds.
+Difference maps are late minus initial fusion; a star marks a grid point where
+McNemar's exact test over the paired (example, seed) observations rejects
+equal accuracy at 5% after Holm's correction over the map's grid points.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from clstm_jax.evaluate import Evaluation, load_evaluation
+from clstm_jax.run import read_specs, snr_label
+from clstm_jax.stats import holm, paired_difference
+
+ORIG = math.inf
+MAIN = (0.5, 0.25)  # the fusion comparison's training SNRs (audio, visual), Fig. 3
+APPENDIX = {9: (1.0, 0.5), 10: (2.0, 0.25), 11: (1.0, 0.25), 12: (1.0, 0.125)}  # Figs. 9-12
+GRID_AUDIO = (0.25, 0.5, 1.0, 2.0)  # Fig. 4 rows, top to bottom
+GRID_VISUAL = (1.0, 0.5, 0.25, 0.125)  # Fig. 4 columns, left to right
+UNIMODAL_VISUAL = (ORIG, 1.0, 0.5, 0.25, 0.125)  # Fig. 5 training SNRs
+UNIMODAL_AUDIO = (ORIG, 2.0, 1.0, 0.5, 0.25)  # Fig. 6 training SNRs
+LATE = ("second", "fc")
+ALPHA = 0.05
+REPORT_DIR = "report"
+
+
+class Study:
+    """An evaluation with its models grouped by configuration (seeds pooled)."""
+
+    def __init__(self, evaluation: Evaluation, specs):
+        self.evaluation = evaluation
+        self.specs = specs
+        self.groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, spec in enumerate(specs):
+            self.groups[(spec.fusion, spec.modalities, spec.audio_snr, spec.visual_snr)].append(i)
+
+    def has(self, fusion: str, modalities: str, a: float, v: float) -> bool:
+        return (fusion, modalities, a, v) in self.groups
+
+    def correct(self, fusion: str, modalities: str, a: float, v: float) -> np.ndarray:
+        """bool (seeds, audio SNRs, visual SNRs, examples), seeds in training order."""
+        return self.evaluation.correct[self.groups[(fusion, modalities, a, v)]]
+
+    def accuracy(self, fusion: str, modalities: str, a: float, v: float) -> np.ndarray:
+        """Mean accuracy over seeds (audio SNRs, visual SNRs)."""
+        return self.correct(fusion, modalities, a, v).mean(axis=(0, 3))
+
+    def grid_index(self, a: float, v: float) -> tuple[int, int]:
+        return list(self.evaluation.audio_snrs).index(np.float32(a)), list(self.evaluation.visual_snrs).index(np.float32(v))
+
+    def fusion_comparison(self, a: float, v: float) -> dict:
+        """Accuracy maps of the three fusion depths trained at (a, v) and each late-minus-initial test."""
+        initial = self.correct("initial", "both", a, v)
+        out = {"accuracy": {f: self.accuracy(f, "both", a, v) for f in ("initial", *LATE)}}
+        for late in LATE:
+            test = paired_difference(self.correct(late, "both", a, v), initial, axes=(0, 3))
+            test["p_holm"] = holm(test["p"])
+            out[late] = test
+        return out
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Study":
+        return cls(load_evaluation(run_dir), read_specs(Path(run_dir)))
+
+
+def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annotate=True, ylabel=True):
+    """One 10x10 panel; train (row, col) is outlined, stars (bool map) marks significant cells."""
+    from matplotlib.patches import Rectangle
+
+    image = ax.imshow(values, vmin=vmin, vmax=vmax, cmap=cmap)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set_xlabel("test visual SNR", fontsize=7)
+    if ylabel:
+        ax.set_ylabel("test audio SNR", fontsize=7)
+    if train is not None:
+        ax.add_patch(Rectangle((train[1] - 0.5, train[0] - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    for (i, j), value in np.ndenumerate(values):
+        text = (f"{100 * value:.0f}" if annotate else "") + ("*" if stars is not None and stars[i, j] else "")
+        if text:
+            shade = image.norm(value)
+            dark = shade < 0.45 if cmap == "viridis" else abs(shade - 0.5) > 0.35
+            ax.text(j, i, text, ha="center", va="center", fontsize=5, color="white" if dark else "black")
+    return image
+
+
+def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dict:
+    """Fig. 3 (and 9-12): the three fusion depths trained at (a, v) and the late-minus-initial maps."""
+    import matplotlib.pyplot as plt
+
+    result = study.fusion_comparison(a, v)
+    labels = [snr_label(float(x)) for x in study.evaluation.audio_snrs]
+    train = study.grid_index(a, v) if a in study.evaluation.audio_snrs and v in study.evaluation.visual_snrs else None
+    seeds = len(study.groups[("initial", "both", a, v)])
+    fig, axes = plt.subplots(2, 3, figsize=(12.5, 8.4), layout="constrained")
+    for k, (ax, fusion) in enumerate(zip(axes[0], ("initial", *LATE))):
+        image = heatmap(ax, result["accuracy"][fusion], labels, 0, 1, "viridis", train, ylabel=k == 0)
+        ax.set_title(f"{fusion} fusion: test accuracy (%)", fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="test accuracy")
+    limit = max(0.05, max(float(np.abs(result[late]["difference"]).max()) for late in LATE))
+    for k, (ax, late) in enumerate(zip(axes[1, 1:], LATE)):
+        stars = result[late]["p_holm"] < ALPHA
+        image = heatmap(ax, result[late]["difference"], labels, -limit, limit, "RdBu", train, stars, ylabel=k == 0)
+        ax.set_title(f"{late} minus initial (% points; * significant)", fontsize=9)
+    fig.colorbar(image, ax=axes[1].tolist(), shrink=0.8, label="accuracy difference (blue: late better)")
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0.05, 0.5, f"Trained at audio SNR {snr_label(a)}, visual SNR {snr_label(v)}\n"
+                    f"(outlined); {seeds} seed(s) per fusion depth,\n{study.evaluation.examples} shared test pairs "
+                    "per grid point.\nStars: McNemar exact test on paired\n(example, seed) outcomes, Holm over\n"
+                    f"the {len(labels) ** 2} grid points, 5% level.", fontsize=8,
+                    va="center")
+    fig.suptitle(f"Fig. {number}: initial vs second vs fc fusion", fontsize=11)
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    rows = []
+    for (i, j), _ in np.ndenumerate(result["accuracy"]["initial"]):
+        row = {"test_audio_snr": labels[i], "test_visual_snr": labels[j]}
+        row.update({f"accuracy_{f}": result["accuracy"][f][i, j] for f in ("initial", *LATE)})
+        for late in LATE:
+            row.update({f"{late}_minus_initial": result[late]["difference"][i, j],
+                        f"{late}_p_holm": result[late]["p_holm"][i, j],
+                        f"{late}_significant": bool(result[late]["p_holm"][i, j] < ALPHA)})
+        rows.append(row)
+    write_csv(out.with_suffix(".csv"), rows)
+    return result
+
+
+def draw_grid(study: Study, out: Path) -> None:
+    """Fig. 4: the 16 initial-fusion models' heatmaps as a 4x4 mosaic, each one's training SNR outlined."""
+    import matplotlib.pyplot as plt
+
+    labels = [snr_label(float(x)) for x in study.evaluation.audio_snrs]
+    fig, axes = plt.subplots(4, 4, figsize=(13, 12.5), layout="constrained")
+    rows = []
+    for r, a in enumerate(GRID_AUDIO):
+        for c, v in enumerate(GRID_VISUAL):
+            accuracy = study.accuracy("initial", "both", a, v)
+            image = heatmap(axes[r, c], accuracy, labels, 0, 1, "viridis", study.grid_index(a, v), annotate=False,
+                            ylabel=c == 0)
+            axes[r, c].set_title(f"trained audio {snr_label(a)}, visual {snr_label(v)}", fontsize=8)
+            rows += [{"train_audio_snr": snr_label(a), "train_visual_snr": snr_label(v), "test_audio_snr": labels[i],
+                      "test_visual_snr": labels[j], "accuracy": accuracy[i, j]} for (i, j), _ in np.ndenumerate(accuracy)]
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="test accuracy")
+    fig.suptitle("Fig. 4: initial-fusion models trained at 16 SNR pairs (rows: training audio SNR, "
+                 "columns: training visual SNR)", fontsize=11)
+    fig.savefig(out.with_suffix(".png"), dpi=100)
+    plt.close(fig)
+    write_csv(out.with_suffix(".csv"), rows)
+
+
+def unimodal_curves(study: Study, modalities: str) -> dict[float, np.ndarray]:
+    """Accuracy against the modality's test SNR (the other input is zeroed), per training SNR."""
+    curves = {}
+    for snr in (UNIMODAL_VISUAL if modalities == "visual" else UNIMODAL_AUDIO):
+        a, v = (ORIG, snr) if modalities == "visual" else (snr, ORIG)
+        if study.has("initial", modalities, a, v):
+            accuracy = study.accuracy("initial", modalities, a, v)
+            curves[snr] = accuracy[0, :] if modalities == "visual" else accuracy[:, 0]
+    return curves
+
+
+def draw_unimodal(study: Study, modalities: str, number: int, out: Path) -> None:
+    """Figs. 5 and 6: unimodal accuracy against test SNR, one curve per training SNR."""
+    import matplotlib.pyplot as plt
+
+    from clstm_jax.stats import wilson_interval
+
+    labels = [snr_label(float(x)) for x in study.evaluation.audio_snrs]
+    n = study.evaluation.examples
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    rows = []
+    for train_snr, curve in unimodal_curves(study, modalities).items():
+        seeds = len(study.groups[("initial", modalities, *((ORIG, train_snr) if modalities == "visual" else (train_snr, ORIG)))])
+        low, high = wilson_interval(np.round(curve * n * seeds), n * seeds)
+        ax.errorbar(range(len(labels)), curve, yerr=[curve - low, high - curve], marker="o", capsize=2,
+                    label=f"trained at {snr_label(train_snr)}")
+        rows += [{"train_snr": snr_label(train_snr), "test_snr": labels[k], "accuracy": curve[k],
+                  "ci_low": low[k], "ci_high": high[k]} for k in range(len(labels))]
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel(f"test {modalities} SNR")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+    ax.legend(title=f"{modalities}-only model", fontsize=8)
+    ax.set_title(f"Fig. {number}: {modalities}-only models (the other input zeroed); Wilson 95% intervals", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    write_csv(out.with_suffix(".csv"), rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.6f}" if isinstance(v, (float, np.floating)) else v for k, v in row.items()})
+
+
+def draw_report(run_dir: str | Path, data_dir: str | None = None) -> list[str]:
+    """Every figure the run's models allow, into RUN/report; returns one line per figure (drawn or why not)."""
+    from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
+    from clstm_jax.run import load_run
+
+    run_dir = Path(run_dir)
+    study = Study.load(run_dir)
+    out = run_dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, (a, v) in {3: MAIN, **APPENDIX}.items():
+        if all(study.has(f, "both", a, v) for f in ("initial", *LATE)):
+            draw_fusion(study, a, v, number, out / f"fig{number}")
+            lines.append(f"fig{number}: fusion comparison at audio {snr_label(a)}, visual {snr_label(v)}")
+        else:
+            lines.append(f"fig{number}: skipped (needs initial, second and fc models at audio {a:g}, visual {v:g})")
+    if all(study.has("initial", "both", a, v) for a in GRID_AUDIO for v in GRID_VISUAL):
+        draw_grid(study, out / "fig4")
+        lines.append("fig4: 16-model SNR grid")
+    else:
+        lines.append("fig4: skipped (needs the 16 initial-fusion models of sweeps/snr_grid.toml)")
+    for modalities, number in (("visual", 5), ("audio", 6)):
+        if unimodal_curves(study, modalities):
+            draw_unimodal(study, modalities, number, out / f"fig{number}")
+            lines.append(f"fig{number}: {modalities}-only models")
+        else:
+            lines.append(f"fig{number}: skipped (no {modalities}-only models)")
+    run = load_run(run_dir)
+    main = study.groups.get(("initial", "both", *MAIN), [0])
+    name = run.names[main[0]]
+    probs, labels = step_probabilities(run, run.model(name), [0], data_dir)
+    write_inspection(probs[:, 0], int(labels[0]), name, 0, out / "fig7")
+    lines.append(f"fig7: per-step probabilities of test example 0 under {len(SCENARIOS)} scenarios ({name})")
+    return lines

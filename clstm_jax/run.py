@@ -1,0 +1,124 @@
+"""Restore a trained run for analysis: `load_run(path)` gives its config, model names and parameters."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+
+from clstm_jax import checkpoint
+from clstm_jax.config import Config, ConfigError, ModelSpec, apply_table, build, snr_value
+from clstm_jax.masks import Masks
+from clstm_jax.model import apply
+from clstm_jax.sweep import Models, RunFiles, build_models, initial_state
+
+SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed")
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """One model of a run: its spec, its (best-validation) parameters and masks."""
+
+    spec: ModelSpec
+    params: dict
+    masks: Masks
+    config: Config
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def logits(self, image: jax.Array, spectrogram: jax.Array) -> jax.Array:
+        """(B, 28, 28) images and (B, frames, bins) spectrograms -> per-step logits (B, frames, 10)."""
+        return apply(self.params, self.masks, image, spectrogram, self.config.model)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory restored: config, models (in training order) and the stacked parameters.
+
+    params are each model's best-validation parameters (what `evaluate` scores),
+    stacked on a leading model axis; `step` is the training step of the checkpoint.
+    """
+
+    path: Path
+    config: Config
+    specs: tuple[ModelSpec, ...]
+    params: dict
+    models: Models
+    step: int
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
+
+    @property
+    def complete(self) -> bool:
+        return self.step >= self.config.train.steps
+
+    def index(self, name: str | None = None, **fields) -> int:
+        """The position of the one model with this name, or whose spec has these field values.
+
+        fields: fusion, modalities, audio_snr, visual_snr (a number or "orig"), seed.
+        """
+        unknown = sorted(set(fields) - set(SPEC_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(SPEC_FIELDS)}")
+        wanted = {k: snr_value(k, v) if k.endswith("_snr") else v for k, v in fields.items()}
+        matches = [
+            i for i, spec in enumerate(self.specs)
+            if (name is None or spec.name == name) and all(getattr(spec, k) == v for k, v in wanted.items())
+        ]
+        if len(matches) != 1:
+            asked = name or ", ".join(f"{k}={v}" for k, v in fields.items())
+            found = "no model" if not matches else f"{len(matches)} models ({', '.join(self.names[i] for i in matches)})"
+            raise ValueError(f"{asked}: {found} in {self.path} matches; its models: {', '.join(self.names)}")
+        return matches[0]
+
+    def model(self, name: str | None = None, **fields) -> RunModel:
+        """One model, by name or fields (see `index`)."""
+        i = self.index(name, **fields)
+        one = lambda tree: jax.tree.map(lambda x: x[i], tree)
+        return RunModel(self.specs[i], one(self.params), one(self.models.masks), self.config)
+
+
+def read_config(run_dir: Path) -> Config:
+    """The resolved config stored in a run directory."""
+    files = RunFiles(run_dir)
+    if not files.config.exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.json); train one with `clstm-jax sweep` or `study`")
+    record = json.loads(files.config.read_text())
+    values: dict = {}
+    apply_table(values, record, str(files.config))
+    return build(values)
+
+
+def read_specs(run_dir: Path) -> tuple[ModelSpec, ...]:
+    """The run's models, in training order (models.json)."""
+    rows = json.loads(RunFiles(run_dir).models.read_text())
+    return tuple(ModelSpec(**{k: row[k] for k in SPEC_FIELDS}) for row in rows)
+
+
+def load_run(path: str | Path) -> Run:
+    """Restore a run directory: resolved config, model specs and each model's best parameters."""
+    run_dir = Path(path)
+    config = read_config(run_dir)
+    specs = read_specs(run_dir)
+    like = jax.eval_shape(lambda: initial_state(config, build_models(config, list(specs))[0]))
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), like)
+    mngr = checkpoint.manager(run_dir)
+    state = checkpoint.restore_latest(mngr, like)
+    mngr.close()
+    if state is None:
+        raise ConfigError(f"{run_dir}: no checkpoint yet; the run has not trained (resume it with `clstm-jax sweep`)")
+    _, models = build_models(config, list(specs))
+    return Run(run_dir, config, specs, state["best_params"], models, int(state["step"]))
+
+
+def snr_label(value: float) -> str:
+    """'orig' for inf, else the shortest form of the number."""
+    return "orig" if math.isinf(value) else f"{value:g}"

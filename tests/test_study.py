@@ -1,0 +1,161 @@
+"""The tiny study end to end: every artefact exists and agrees; load_run, inspect, resume, claim logic."""
+
+import csv
+import dataclasses
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from clstm_jax.cli import main
+from clstm_jax.config import load_config
+from clstm_jax.evaluate import Evaluation, evaluate, evaluation_inputs, load_evaluation
+from clstm_jax.report import Study
+from clstm_jax.run import load_run
+from clstm_jax.study import judge, run_study, study_specs
+from conftest import ROOT
+
+# The tiny preset, cut to 10 steps and 8 test pairs: the pipeline, not a result.
+TINY = ["preset=tiny", "train.length=10", "train.validate_every=5", "train.checkpoint_every=5", "evaluate.examples=8"]
+FIGURES = (3, 4, 5, 6, 7, 9, 10, 11, 12)
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory, data_dir):
+    run_dir = tmp_path_factory.mktemp("study") / "tiny"
+    config = load_config(ROOT / "sweeps" / "study.toml", TINY)
+    run_study(config, run_dir, str(data_dir), progress=False, log=lambda line: None)
+    return run_dir, config
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_artefact_exists_and_results_judge_every_claim(study_run):
+    run_dir, config = study_run
+    for name in ("config.json", "models.json", "metrics.jsonl", "eval/accuracy.npz", "eval/accuracy.csv", "results.md"):
+        assert (run_dir / name).is_file(), name
+    for number in FIGURES:
+        for suffix in ("png", "csv"):
+            assert (run_dir / "report" / f"fig{number}.{suffix}").stat().st_size > 0, (number, suffix)
+    rows = [line for line in (run_dir / "results.md").read_text().splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) >= 6
+    assert all(re.search(r"\*\*(holds|does not hold|inconclusive)\*\*", row) for row in rows)
+    assert len(load_run(run_dir).names) == len(study_specs(config)) == 39  # 3 x 2 seeds + 12 + 11 + 10
+
+
+def test_csv_equals_npz(study_run):
+    run_dir, _ = study_run
+    stored = load_evaluation(run_dir)
+    low, high = stored.interval()
+    rows = read_csv(run_dir / "eval" / "accuracy.csv")
+    assert len(rows) == stored.accuracy.size
+    labels = ["orig" if np.isinf(x) else f"{x:g}" for x in stored.audio_snrs]
+    for row in rows:
+        m, i, j = stored.names.index(row["model"]), labels.index(row["test_audio_snr"]), labels.index(row["test_visual_snr"])
+        assert int(row["correct"]) == stored.counts[m, i, j]
+        assert float(row["accuracy"]) == pytest.approx(stored.accuracy[m, i, j], abs=1e-6)
+        assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low[m, i, j], high[m, i, j]), abs=1e-6)
+    with np.load(run_dir / "eval" / "accuracy.npz") as z:
+        np.testing.assert_array_equal(z["correct"], stored.counts)
+        assert z["accuracy"].shape == (39, 10, 10)
+
+
+def test_report_numbers_equal_the_evaluation(study_run):
+    run_dir, _ = study_run
+    stored, specs = load_evaluation(run_dir), load_run(run_dir).specs
+    index = {(s.fusion, s.modalities, s.audio_snr, s.visual_snr, s.seed): m for m, s in enumerate(specs)}
+    labels = ["orig" if np.isinf(x) else f"{x:g}" for x in stored.audio_snrs]
+    for row in read_csv(run_dir / "report" / "fig4.csv"):
+        m = index[("initial", "both", float(row["train_audio_snr"]), float(row["train_visual_snr"]), 0)]
+        if (float(row["train_audio_snr"]), float(row["train_visual_snr"])) == (0.5, 0.25):  # two seeds: the mean
+            m = [m, index[("initial", "both", 0.5, 0.25, 1)]]
+        expected = np.mean(stored.accuracy[m, labels.index(row["test_audio_snr"]), labels.index(row["test_visual_snr"])])
+        assert float(row["accuracy"]) == pytest.approx(expected, abs=1e-6)
+    fc = [index[("fc", "both", 0.5, 0.25, seed)] for seed in (0, 1)]
+    initial = [index[("initial", "both", 0.5, 0.25, seed)] for seed in (0, 1)]
+    for row in read_csv(run_dir / "report" / "fig3.csv"):
+        i, j = labels.index(row["test_audio_snr"]), labels.index(row["test_visual_snr"])
+        difference = stored.accuracy[fc, i, j].mean() - stored.accuracy[initial, i, j].mean()
+        assert float(row["fc_minus_initial"]) == pytest.approx(difference, abs=1e-6)
+    probabilities = read_csv(run_dir / "report" / "fig7.csv")
+    sums = {}
+    for row in probabilities:
+        key = (row["scenario"], row["step"])
+        sums[key] = sums.get(key, 0.0) + float(row["probability"])
+    assert len(sums) == 4 * 3 and all(s == pytest.approx(1.0, abs=1e-4) for s in sums.values())
+
+
+def test_api_example_in_docs_runs_and_reproduces_the_stored_accuracy(study_run, data_dir, monkeypatch):
+    run_dir, _ = study_run
+    monkeypatch.setenv("CLSTM_JAX_DATA", str(data_dir))  # the example uses the default data directory
+    text = (ROOT / "docs" / "api.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "docs/api.md", "exec"), {"RUN": run_dir})  # the block asserts equality itself
+
+
+def test_evaluation_does_not_depend_on_chunking(study_run, data_dir):
+    run_dir, _ = study_run
+    run = load_run(run_dir)
+    stored = load_evaluation(run_dir)
+    for batch in (97, 800):  # a chunk size that does not divide the items, and one chunk for everything
+        config = dataclasses.replace(run.config, evaluate=dataclasses.replace(run.config.evaluate, batch=batch))
+        again = evaluate(dataclasses.replace(run, config=config), data_dir=str(data_dir), progress=False)
+        np.testing.assert_array_equal(again.correct, stored.correct)
+
+
+def test_inspect_writes_probabilities_equal_to_the_model_softmax(study_run, data_dir, tmp_path):
+    run_dir, _ = study_run
+    code = main(["inspect", str(run_dir), "--model", "fusion=fc,a=0.5,v=0.25,seed=1", "--example", "3",
+                 "--out", str(tmp_path), "--data-dir", str(data_dir)])
+    assert code == 0
+    run = load_run(run_dir)
+    model = run.model(fusion="fc", audio_snr=0.5, visual_snr=0.25, seed=1)
+    [table] = tmp_path.glob("*.csv")
+    assert (tmp_path / table.with_suffix(".png").name).exists()
+    rows = [r for r in read_csv(table) if r["scenario"] == "audio above visual"]
+    images, spectrograms, labels = evaluation_inputs(run, 1, 0.25, [3], str(data_dir))
+    expected = np.asarray(jax.nn.softmax(model.logits(images, spectrograms), axis=-1))[0]  # (frames, 10)
+    got = np.zeros_like(expected)
+    for r in rows:
+        got[int(r["step"]), int(r["class"])] = float(r["probability"])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert {int(r["label"]) for r in rows} == {int(labels[0])}
+
+
+def test_bad_requests_name_the_problem(study_run, data_dir, capsys):
+    run_dir, _ = study_run
+    assert main(["inspect", str(run_dir), "--example", "99", "--data-dir", str(data_dir)]) == 2
+    assert "expected 0 <= example < 8" in capsys.readouterr().err
+    assert main(["inspect", str(run_dir), "--model", "fusion=late", "--data-dir", str(data_dir)]) == 2
+    assert "no model" in capsys.readouterr().err
+
+
+def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir):
+    run_dir, config = study_run
+    npz = run_dir / "eval" / "accuracy.npz"
+    before = npz.stat().st_mtime_ns
+    lines = []
+    run_study(config, run_dir, str(data_dir), progress=False, log=lines.append)
+    assert npz.stat().st_mtime_ns == before
+    assert any("not redone" in line for line in lines)
+
+
+def test_claim_verdicts_follow_the_evidence():
+    """A made-up evaluation where initial fusion is always right and late fusion right half the time."""
+    config = load_config(ROOT / "sweeps" / "study.toml", ["preset=tiny"])
+    specs = study_specs(config)
+    rng = np.random.default_rng(0)
+    correct = rng.random((len(specs), 10, 10, 200)) < 0.5
+    for m, spec in enumerate(specs):
+        if spec.fusion == "initial" and spec.modalities == "both":
+            correct[m] = True
+    snrs = np.array([np.inf, 16, 8, 4, 2, 1, 0.5, 0.25, 0.125, 0.0625], np.float32)
+    evaluation = Evaluation(tuple(s.name for s in specs), snrs, snrs, correct, np.zeros(200, int), "subset", 10)
+    verdicts = [claim.verdict for claim in judge(Study(evaluation, specs))]
+    assert verdicts[:5] == ["holds"] * 5  # at the training point, majority, fc never ahead, second never ahead, appendix
+    assert verdicts[10] == "holds"  # multimodal beats both unimodal models
+    assert verdicts[6] == "inconclusive"  # flat multimodal maps: no drop along either modality
