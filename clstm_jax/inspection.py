@@ -49,6 +49,7 @@ def write_inspection(probs: np.ndarray, label: int, model_name: str, example: in
                     ls="-" if cls == label else "--", label=str(cls))
         ax.set_title(f"{title}\naudio SNR {a}, visual SNR {v}", fontsize=9)
         ax.set_xlabel("time step (spectrogram frame)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("class probability")
     axes[-1].legend(title="class", fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
