@@ -128,6 +128,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from clstm_jax.config import parse_value
     from clstm_jax.inspection import inspect_model
     from clstm_jax.run import load_run
 
@@ -139,7 +140,7 @@ def inspect(args: argparse.Namespace) -> int:
         aliases = {"a": "audio_snr", "v": "visual_snr"}
         for part in args.model.split(","):
             key, _, value = part.partition("=")
-            fields[aliases.get(key, key)] = int(value) if key == "seed" else value
+            fields[aliases.get(key, key)] = parse_value(value)  # numbers as numbers, "orig" and names as text
     out = Path(args.out) if args.out else Path(args.run_dir) / "inspect"
     png, table = inspect_model(run, name, args.example, out, args.data_dir, **fields)
     print(f"{png}\n{table}")
