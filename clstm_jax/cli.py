@@ -148,9 +148,11 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from clstm_jax.report import draw_report
+    from clstm_jax.report import Study, draw_report
+    from clstm_jax.run import load_run
 
-    for line in draw_report(args.run_dir, args.data_dir):
+    run = load_run(args.run_dir)
+    for line in draw_report(run, Study.of(run), args.data_dir):
         print(line)
     print(f"figures and their numbers in {args.run_dir}/report")
     return 0

@@ -305,8 +305,13 @@ class ModelSpec:
 
     @property
     def name(self) -> str:
-        snr = lambda x: "orig" if math.isinf(x) else f"{x:g}"
-        return f"fusion={self.fusion},modalities={self.modalities},a={snr(self.audio_snr)},v={snr(self.visual_snr)},seed={self.seed}"
+        return (f"fusion={self.fusion},modalities={self.modalities},a={snr_label(self.audio_snr)},"
+                f"v={snr_label(self.visual_snr)},seed={self.seed}")
+
+
+def snr_label(value: float) -> str:
+    """'orig' for inf, else the shortest form of the number (as in model names, CSVs and figures)."""
+    return "orig" if math.isinf(value) else f"{value:g}"
 
 
 def expand(sweep: SweepConfig) -> list[ModelSpec]:

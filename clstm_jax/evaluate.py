@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jax
@@ -23,11 +23,11 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax.config import ConfigError, snr_value
-from clstm_jax.data.features import FeatureConfig, make_batch
+from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_value
+from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.model import ModelConfig, apply
-from clstm_jax.run import Run, load_run, snr_label
+from clstm_jax.run import Run, load_run
 from clstm_jax.stats import wilson_interval
 from clstm_jax.sweep import MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, load_checked_splits, model_mesh, purpose_key, split_arrays
 
@@ -65,8 +65,11 @@ class Evaluation:
         """Wilson 95% interval of each accuracy."""
         return wilson_interval(self.counts, self.examples)
 
-    def save(self, directory: Path) -> None:
-        """accuracy.npz (arrays) and accuracy.csv (one row per model and grid point), written atomically."""
+    def save(self, directory: Path, specs: tuple[ModelSpec, ...]) -> None:
+        """accuracy.npz (arrays) and accuracy.csv (one row per model and grid point), written atomically.
+
+        specs: the evaluated models, in the order of `names` (their fields fill the CSV).
+        """
         directory.mkdir(parents=True, exist_ok=True)
         low, high = self.interval()
         tmp = directory / "accuracy.tmp.npz"
@@ -79,12 +82,12 @@ class Evaluation:
         with open(directory / "accuracy.tmp.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(CSV_COLUMNS)
-            for m, name in enumerate(self.names):
-                fields = dict(part.split("=") for part in name.split(","))
+            for m, spec in enumerate(specs):
                 for i, a in enumerate(self.audio_snrs):
                     for j, v in enumerate(self.visual_snrs):
                         writer.writerow([
-                            name, fields["fusion"], fields["modalities"], fields["a"], fields["v"], fields["seed"],
+                            spec.name, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
+                            snr_label(spec.visual_snr), spec.seed,
                             snr_label(a), snr_label(v), int(self.counts[m, i, j]), self.examples,
                             f"{self.accuracy[m, i, j]:.6f}", f"{low[m, i, j]:.6f}", f"{high[m, i, j]:.6f}",
                         ])
@@ -126,6 +129,13 @@ def test_examples(table: PairTable, examples: int | None, seed: int) -> tuple[np
     return tuple(np.asarray(x) for x in sample_pairs(purpose_key(seed, TEST), table, examples))
 
 
+@lru_cache(maxsize=2)
+def test_set(config: Config, examples: int | None, data_dir: str | None) -> tuple:
+    """(test split on device, image indices, recording indices, labels) of a run's evaluation set, loaded once."""
+    test = split_arrays(load_checked_splits(config, data_dir)["test"])
+    return (test, *test_examples(test.table, examples, config.evaluate.seed))
+
+
 def snr_bits(snr: jax.Array) -> jax.Array:
     return jax.lax.bitcast_convert_type(jnp.asarray(snr, jnp.float32), jnp.uint32)
 
@@ -143,6 +153,9 @@ def item_inputs(root: jax.Array, split: SplitArrays, image_idx, audio_idx, examp
     return jax.vmap(one)(image_idx, audio_idx, example_ids, audio_snr, visual_snr)
 
 
+item_inputs_jit = jax.jit(item_inputs, static_argnames="features")
+
+
 def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Array,
                   features: FeatureConfig, model: ModelConfig) -> jax.Array:
     """Whether each model gets each item right: bool (models, items). items: image, audio, example, label, a, v."""
@@ -150,10 +163,6 @@ def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Arr
     images, spectrograms = item_inputs(root, split, image_idx, audio_idx, example_ids, audio_snr, visual_snr, features)
     logits = jax.vmap(apply, in_axes=(0, 0, None, None, None))(params, masks, images, spectrograms, model)
     return jnp.argmax(logits[:, :, -1], axis=-1) == labels
-
-
-def grid_snrs(run: Run) -> np.ndarray:
-    return np.array([snr_value("evaluate.snrs", s) for s in run.config.evaluate.snrs], np.float32)
 
 
 def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir: str | None = None,
@@ -169,10 +178,8 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     n_asked = None if full else (examples or cfg.examples)
     if n_asked is not None and n_asked <= 0:
         raise ConfigError(f"--examples {n_asked}: expected a positive number of test pairs")
-    splits = load_checked_splits(run.config, data_dir)
-    test = split_arrays(splits["test"])
-    image_idx, audio_idx, labels = test_examples(test.table, n_asked, cfg.seed)
-    snrs = grid_snrs(run)
+    test, image_idx, audio_idx, labels = test_set(run.config, n_asked, data_dir)
+    snrs = np.array([snr_value("evaluate.snrs", s) for s in cfg.snrs], np.float32)
     n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
 
     mesh = model_mesh(M)
@@ -203,7 +210,7 @@ def evaluate_run(run_dir: str | Path, examples: int | None = None, full: bool = 
     """Evaluate a run directory and write RUN/eval/accuracy.{npz,csv}."""
     run = load_run(run_dir)
     result = evaluate(run, examples, full, data_dir, progress)
-    result.save(Path(run_dir) / EVAL_DIR)
+    result.save(Path(run_dir) / EVAL_DIR, run.specs)
     return result
 
 
@@ -214,19 +221,13 @@ def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_di
     SNRs may be numbers or "orig", on the grid or off it.
     """
     cfg = run.config.evaluate
-    test = split_arrays(load_checked_splits(run.config, data_dir)["test"])
-    image_idx, audio_idx, labels = test_examples(test.table, cfg.examples, cfg.seed)
+    test, image_idx, audio_idx, labels = test_set(run.config, cfg.examples, data_dir)
     ids = np.arange(len(labels)) if example_ids is None else np.atleast_1d(np.asarray(example_ids))
     if ids.min() < 0 or ids.max() >= len(labels):
         raise ValueError(f"example {int(ids.max() if ids.max() >= len(labels) else ids.min())}: "
                          f"expected 0 <= example < {len(labels)} (evaluate.examples)")
-    a = np.full(len(ids), snr_value("audio_snr", audio_snr), np.float32)
-    v = np.full(len(ids), snr_value("visual_snr", visual_snr), np.float32)
-    images, spectrograms = jax.jit(partial(item_inputs, features=run.config.features))(
-        purpose_key(cfg.seed, TEST_NOISE), test, image_idx[ids], audio_idx[ids], ids, a, v
-    )
+    a = np.full(len(ids), parse_snr(audio_snr), np.float32)
+    v = np.full(len(ids), parse_snr(visual_snr), np.float32)
+    images, spectrograms = item_inputs_jit(purpose_key(cfg.seed, TEST_NOISE), test, image_idx[ids], audio_idx[ids],
+                                           ids, a, v, features=run.config.features)
     return images, spectrograms, labels[ids]
-
-
-def grid_label(values: np.ndarray) -> list[str]:
-    return [snr_label(float(v)) for v in values]

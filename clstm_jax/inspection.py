@@ -24,7 +24,7 @@ def step_probabilities(run: Run, model: RunModel, example_ids=None, data_dir: st
     probs, labels = [], None
     for _, audio_snr, visual_snr in SCENARIOS:
         images, spectrograms, labels = evaluation_inputs(run, audio_snr, visual_snr, example_ids, data_dir)
-        probs.append(np.asarray(jax.nn.softmax(jax.jit(model.logits)(images, spectrograms), axis=-1)))
+        probs.append(np.asarray(jax.nn.softmax(model.logits(images, spectrograms), axis=-1)))
     return np.stack(probs), np.asarray(labels)
 
 

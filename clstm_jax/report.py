@@ -11,17 +11,17 @@ equal accuracy at 5% after Holm's correction over the map's grid points.
 from __future__ import annotations
 
 import csv
-import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from clstm_jax.config import snr_label
+from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import Evaluation, load_evaluation
-from clstm_jax.run import read_specs, snr_label
-from clstm_jax.stats import holm, paired_difference
+from clstm_jax.run import Run
+from clstm_jax.stats import holm, paired_difference, wilson_interval
 
-ORIG = math.inf
 MAIN = (0.5, 0.25)  # the fusion comparison's training SNRs (audio, visual), Fig. 3
 APPENDIX = {9: (1.0, 0.5), 10: (2.0, 0.25), 11: (1.0, 0.25), 12: (1.0, 0.125)}  # Figs. 9-12
 GRID_AUDIO = (0.25, 0.5, 1.0, 2.0)  # Fig. 4 rows, top to bottom
@@ -54,6 +54,11 @@ class Study:
         """Mean accuracy over seeds (audio SNRs, visual SNRs)."""
         return self.correct(fusion, modalities, a, v).mean(axis=(0, 3))
 
+    @property
+    def labels(self) -> list[str]:
+        """The test SNRs as text (the grid is square: audio and visual share the values)."""
+        return [snr_label(float(x)) for x in self.evaluation.audio_snrs]
+
     def grid_index(self, a: float, v: float) -> tuple[int, int]:
         return list(self.evaluation.audio_snrs).index(np.float32(a)), list(self.evaluation.visual_snrs).index(np.float32(v))
 
@@ -68,8 +73,14 @@ class Study:
         return out
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Study":
-        return cls(load_evaluation(run_dir), read_specs(Path(run_dir)))
+    def of(cls, run: Run) -> "Study":
+        """The stored evaluation of a run, grouped."""
+        return cls(load_evaluation(run.path), run.specs)
+
+
+def unimodal_pair(modalities: str, snr: float) -> tuple[float, float]:
+    """The (audio, visual) training SNRs of a unimodal model: its modality at snr, the zeroed one at orig."""
+    return (ORIG, snr) if modalities == "visual" else (snr, ORIG)
 
 
 def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annotate=True, ylabel=True):
@@ -98,7 +109,7 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
     import matplotlib.pyplot as plt
 
     result = study.fusion_comparison(a, v)
-    labels = [snr_label(float(x)) for x in study.evaluation.audio_snrs]
+    labels = study.labels
     train = study.grid_index(a, v) if a in study.evaluation.audio_snrs and v in study.evaluation.visual_snrs else None
     seeds = len(study.groups[("initial", "both", a, v)])
     fig, axes = plt.subplots(2, 3, figsize=(12.5, 8.4), layout="constrained")
@@ -138,7 +149,7 @@ def draw_grid(study: Study, out: Path) -> None:
     """Fig. 4: the 16 initial-fusion models' heatmaps as a 4x4 mosaic, each one's training SNR outlined."""
     import matplotlib.pyplot as plt
 
-    labels = [snr_label(float(x)) for x in study.evaluation.audio_snrs]
+    labels = study.labels
     fig, axes = plt.subplots(4, 4, figsize=(13, 12.5), layout="constrained")
     rows = []
     for r, a in enumerate(GRID_AUDIO):
@@ -158,13 +169,15 @@ def draw_grid(study: Study, out: Path) -> None:
 
 
 def unimodal_curves(study: Study, modalities: str) -> dict[float, np.ndarray]:
-    """Accuracy against the modality's test SNR (the other input is zeroed), per training SNR."""
+    """Per training SNR, outcomes against the modality's test SNR: bool (seeds, test SNRs, examples).
+
+    The other input is zeroed, so its test SNR does not matter; the first (orig) is taken.
+    """
     curves = {}
     for snr in (UNIMODAL_VISUAL if modalities == "visual" else UNIMODAL_AUDIO):
-        a, v = (ORIG, snr) if modalities == "visual" else (snr, ORIG)
-        if study.has("initial", modalities, a, v):
-            accuracy = study.accuracy("initial", modalities, a, v)
-            curves[snr] = accuracy[0, :] if modalities == "visual" else accuracy[:, 0]
+        if study.has("initial", modalities, *unimodal_pair(modalities, snr)):
+            correct = study.correct("initial", modalities, *unimodal_pair(modalities, snr))
+            curves[snr] = correct[:, 0] if modalities == "visual" else correct[:, :, 0]
     return curves
 
 
@@ -172,15 +185,12 @@ def draw_unimodal(study: Study, modalities: str, number: int, out: Path) -> None
     """Figs. 5 and 6: unimodal accuracy against test SNR, one curve per training SNR."""
     import matplotlib.pyplot as plt
 
-    from clstm_jax.stats import wilson_interval
-
-    labels = [snr_label(float(x)) for x in study.evaluation.audio_snrs]
-    n = study.evaluation.examples
+    labels = study.labels
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     rows = []
-    for train_snr, curve in unimodal_curves(study, modalities).items():
-        seeds = len(study.groups[("initial", modalities, *((ORIG, train_snr) if modalities == "visual" else (train_snr, ORIG)))])
-        low, high = wilson_interval(np.round(curve * n * seeds), n * seeds)
+    for train_snr, correct in unimodal_curves(study, modalities).items():
+        curve = correct.mean(axis=(0, 2))
+        low, high = wilson_interval(correct.sum(axis=(0, 2)), correct.shape[0] * correct.shape[2])
         ax.errorbar(range(len(labels)), curve, yerr=[curve - low, high - curve], marker="o", capsize=2,
                     label=f"trained at {snr_label(train_snr)}")
         rows += [{"train_snr": snr_label(train_snr), "test_snr": labels[k], "accuracy": curve[k],
@@ -206,14 +216,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: f"{v:.6f}" if isinstance(v, (float, np.floating)) else v for k, v in row.items()})
 
 
-def draw_report(run_dir: str | Path, data_dir: str | None = None) -> list[str]:
+def draw_report(run: Run, study: Study, data_dir: str | None = None) -> list[str]:
     """Every figure the run's models allow, into RUN/report; returns one line per figure (drawn or why not)."""
     from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
-    from clstm_jax.run import load_run
 
-    run_dir = Path(run_dir)
-    study = Study.load(run_dir)
-    out = run_dir / REPORT_DIR
+    out = run.path / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for number, (a, v) in {3: MAIN, **APPENDIX}.items():
@@ -233,7 +240,6 @@ def draw_report(run_dir: str | Path, data_dir: str | None = None) -> list[str]:
             lines.append(f"fig{number}: {modalities}-only models")
         else:
             lines.append(f"fig{number}: skipped (no {modalities}-only models)")
-    run = load_run(run_dir)
     main = study.groups.get(("initial", "both", *MAIN), [0])
     name = run.names[main[0]]
     probs, labels = step_probabilities(run, run.model(name), [0], data_dir)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 
 from clstm_jax import checkpoint
-from clstm_jax.config import Config, ConfigError, ModelSpec, apply_table, build, snr_value
+from clstm_jax.config import Config, ConfigError, ModelSpec, apply_table, build
+from clstm_jax.data.features import parse_snr
 from clstm_jax.masks import Masks
 from clstm_jax.model import apply
-from clstm_jax.sweep import Models, RunFiles, build_models, initial_state
+from clstm_jax.sweep import Models, RunFiles, init_params, initial_state, model_constants
 
 SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed")
+apply_jit = jax.jit(apply, static_argnums=4)  # one compilation per input shape, shared by every RunModel
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class RunModel:
 
     def logits(self, image: jax.Array, spectrogram: jax.Array) -> jax.Array:
         """(B, 28, 28) images and (B, frames, bins) spectrograms -> per-step logits (B, frames, 10)."""
-        return apply(self.params, self.masks, image, spectrogram, self.config.model)
+        return apply_jit(self.params, self.masks, image, spectrogram, self.config.model)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Run:
         unknown = sorted(set(fields) - set(SPEC_FIELDS))
         if unknown:
             raise ValueError(f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(SPEC_FIELDS)}")
-        wanted = {k: snr_value(k, v) if k.endswith("_snr") else v for k, v in fields.items()}
+        wanted = {k: parse_snr(v) if k.endswith("_snr") else v for k, v in fields.items()}
         matches = [
             i for i, spec in enumerate(self.specs)
             if (name is None or spec.name == name) and all(getattr(spec, k) == v for k, v in wanted.items())
@@ -107,7 +108,7 @@ def load_run(path: str | Path) -> Run:
     run_dir = Path(path)
     config = read_config(run_dir)
     specs = read_specs(run_dir)
-    like = jax.eval_shape(lambda: initial_state(config, build_models(config, list(specs))[0]))
+    like = jax.eval_shape(lambda: initial_state(config, init_params(config, list(specs))))
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), like)
     mngr = checkpoint.manager(run_dir)
@@ -115,10 +116,4 @@ def load_run(path: str | Path) -> Run:
     mngr.close()
     if state is None:
         raise ConfigError(f"{run_dir}: no checkpoint yet; the run has not trained (resume it with `clstm-jax sweep`)")
-    _, models = build_models(config, list(specs))
-    return Run(run_dir, config, specs, state["best_params"], models, int(state["step"]))
-
-
-def snr_label(value: float) -> str:
-    """'orig' for inf, else the shortest form of the number."""
-    return "orig" if math.isinf(value) else f"{value:g}"
+    return Run(run_dir, config, specs, state["best_params"], model_constants(config, list(specs)), int(state["step"]))

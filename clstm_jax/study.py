@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clstm_jax.config import Config, ModelSpec
-from clstm_jax.evaluate import EVAL_DIR, evaluate_run, load_evaluation
-from clstm_jax.report import (APPENDIX, GRID_AUDIO, GRID_VISUAL, LATE, MAIN, ORIG, UNIMODAL_AUDIO, UNIMODAL_VISUAL,
-                              Study, draw_report)
+from clstm_jax.config import Config, ModelSpec, snr_label
+from clstm_jax.evaluate import EVAL_DIR, evaluate, load_evaluation
 from clstm_jax.inspection import SCENARIOS, step_probabilities
-from clstm_jax.run import load_run, read_specs, snr_label
+from clstm_jax.report import (APPENDIX, GRID_AUDIO, GRID_VISUAL, LATE, MAIN, UNIMODAL_AUDIO, UNIMODAL_VISUAL, Study,
+                              draw_report, unimodal_curves, unimodal_pair)
+from clstm_jax.run import Run, load_run
 from clstm_jax.stats import holm, mcnemar_exact, paired_difference
 from clstm_jax.sweep import run_sweep
 
@@ -37,8 +37,8 @@ def study_specs(config: Config) -> list[ModelSpec]:
         for fusion in ("initial", *LATE):
             specs += [ModelSpec(fusion, "both", a, v, s) for s in (seeds if (a, v) == MAIN else (first,))]
     specs += [ModelSpec("initial", "both", a, v, first) for a in GRID_AUDIO for v in GRID_VISUAL]
-    specs += [ModelSpec("initial", "visual", ORIG, v, first) for v in UNIMODAL_VISUAL]
-    specs += [ModelSpec("initial", "audio", a, ORIG, first) for a in UNIMODAL_AUDIO]
+    specs += [ModelSpec("initial", "visual", *unimodal_pair("visual", v), first) for v in UNIMODAL_VISUAL]
+    specs += [ModelSpec("initial", "audio", *unimodal_pair("audio", a), first) for a in UNIMODAL_AUDIO]
     return list(dict.fromkeys(specs))
 
 
@@ -50,18 +50,21 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     started = time.perf_counter()
     log(f"study: {len(specs)} models in one program, {config.train.steps} steps each -> {run_dir}")
     run_sweep(config, run_dir, data_dir, progress, specs)
+    run = load_run(run_dir)
     stored = run_dir / EVAL_DIR / "accuracy.npz"
-    if stored.exists() and load_evaluation(run_dir).step == config.train.steps:
+    evaluation = load_evaluation(run_dir) if stored.exists() else None
+    if evaluation is not None and evaluation.step == config.train.steps:
         log(f"study: evaluation of step {config.train.steps} found in {stored}; not redone")
     else:
         log("study: evaluating every model on the test-SNR grid")
-        evaluate_run(run_dir, data_dir=data_dir, progress=progress)
-    for line in draw_report(run_dir, data_dir):
+        evaluation = evaluate(run, data_dir=data_dir, progress=progress)
+        evaluation.save(run_dir / EVAL_DIR, run.specs)
+    study = Study(evaluation, run.specs)
+    for line in draw_report(run, study, data_dir):
         log(f"study: report {line}")
-    study = Study.load(run_dir)
-    claims = judge(study) + [judge_inspection(inspection_outcomes(study, run_dir, data_dir))]
+    claims = judge(study) + [judge_inspection(inspection_outcomes(study, run, data_dir))]
     path = run_dir / "results.md"
-    path.write_text(results_markdown(config, claims, run_dir, time.perf_counter() - started))
+    path.write_text(results_markdown(config, claims, study, run_dir, time.perf_counter() - started))
     log(f"study: {len(claims)} claims judged -> {path}")
     return path
 
@@ -213,9 +216,9 @@ def judge(study: Study) -> list[Claim]:
                         f"{mcnemar}, easier point vs training point of the same model, Holm within each model."))
 
     drops = {}
-    for modalities, train in (("visual", UNIMODAL_VISUAL), ("audio", UNIMODAL_AUDIO)):
-        snrs = [s for s in train if study.has("initial", modalities, *((ORIG, s) if modalities == "visual" else (s, ORIG)))]
-        clean = [study.correct("initial", modalities, *((ORIG, s) if modalities == "visual" else (s, ORIG)))[:, 0, 0] for s in snrs]
+    for modalities in ("visual", "audio"):
+        curves = unimodal_curves(study, modalities)  # {training SNR: (seeds, test SNRs, examples)}
+        snrs, clean = list(curves), [curve[:, 0] for curve in curves.values()]  # on clean (orig) test input
         r = paired_difference(clean[0], clean[-1], axes=(0, 1))
         drops[modalities] = (snrs, clean, r)
     measured = "; ".join(
@@ -236,10 +239,10 @@ def judge(study: Study) -> list[Claim]:
                         f"Paired bootstrap ({BOOTSTRAP} resamples of the test examples) of the difference of the two drops."))
 
     multi = study.correct("initial", "both", *MAIN)[:1, i, j]  # first seed: the unimodal models have one
-    vi, vj = study.grid_index(ORIG, MAIN[1])
-    ai, aj = study.grid_index(MAIN[0], ORIG)
-    against = {"visual-only (trained at visual 0.25)": study.correct("initial", "visual", ORIG, MAIN[1])[:, vi, vj],
-               "audio-only (trained at audio 0.5)": study.correct("initial", "audio", MAIN[0], ORIG)[:, ai, aj]}
+    against = {}
+    for modalities, snr in (("visual", MAIN[1]), ("audio", MAIN[0])):
+        k = list(study.evaluation.audio_snrs).index(np.float32(snr))  # its modality's test SNR = its training SNR
+        against[f"{modalities}-only (trained at {modalities} {snr_label(snr)})"] = unimodal_curves(study, modalities)[snr][:, k]
     results = {k: paired_difference(multi, c, axes=(0, 1)) for k, c in against.items()}
     adjusted = holm(np.array([float(r["p"]) for r in results.values()]))
     claims.append(Claim("4.5", "Both modalities contribute: at audio 0.5 / visual 0.25 the multimodal model beats each unimodal "
@@ -252,9 +255,8 @@ def judge(study: Study) -> list[Claim]:
     return claims
 
 
-def inspection_outcomes(study: Study, run_dir: Path, data_dir: str | None) -> np.ndarray:
+def inspection_outcomes(study: Study, run: Run, data_dir: str | None) -> np.ndarray:
     """bool (examples, frames): is the main initial-fusion model right at each step, audio 1 / visual 0.25."""
-    run = load_run(run_dir)
     probs, labels = step_probabilities(run, run.model(run.names[study.groups[("initial", "both", *MAIN)][0]]),
                                        None, data_dir)
     scenario = [(a, v) for _, a, v in SCENARIOS].index((1.0, 0.25))
@@ -275,12 +277,11 @@ def judge_inspection(step_correct: np.ndarray) -> Claim:
                  "McNemar exact test, last step vs first step on the same test examples.")
 
 
-def results_markdown(config: Config, claims: list[Claim], run_dir: Path, seconds: float) -> str:
-    specs = read_specs(run_dir)
-    evaluation = load_evaluation(run_dir)
+def results_markdown(config: Config, claims: list[Claim], study: Study, run_dir: Path, seconds: float) -> str:
+    evaluation = study.evaluation
     lines = [
         f"# Study results ({config.preset or 'custom'} preset)", "",
-        f"{len(specs)} models, {config.train.steps} training steps of {config.train.batch_size} pairs each; "
+        f"{len(study.specs)} models, {config.train.steps} training steps of {config.train.batch_size} pairs each; "
         f"{len(config.study.seeds)} seed(s) for the main fusion comparison; evaluated on {evaluation.examples} "
         f"shared test pairs per grid point ({evaluation.mode}) over a {len(evaluation.audio_snrs)} x "
         f"{len(evaluation.visual_snrs)} test-SNR grid. This invocation took {seconds / 60:.1f} min "

@@ -92,22 +92,29 @@ def load_checked_splits(config: Config, data_dir: str | None = None) -> dict[str
     return splits
 
 
-def build_models(config: Config, specs: list[ModelSpec]) -> tuple[dict, Models]:
-    """Stacked initial parameters (models, ...) and the per-model constants."""
+def init_params(config: Config, specs: list[ModelSpec]) -> dict:
+    """Stacked initial parameters (models, ...), each from its model's seed."""
     seeds = jnp.array([spec.seed for spec in specs])
     init_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(purpose_key(config.train.seed, INIT), seeds)
-    params = jax.vmap(init, in_axes=(0, None))(init_keys, config.model)  # (models, ...)
-    one = jax.tree.map(lambda x: x[0], params)
-    masks = [make_masks(one, config.model.visual_group, spec.fusion, spec.modalities) for spec in specs]
-    stacked_masks = jax.tree.map(lambda *m: jnp.stack(m), *masks)  # (models, ...)
-    noise_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(purpose_key(config.train.seed, NOISE), seeds)
-    models = Models(
-        stacked_masks,
+    return jax.vmap(init, in_axes=(0, None))(init_keys, config.model)
+
+
+def model_constants(config: Config, specs: list[ModelSpec]) -> Models:
+    """The per-model constants (masks, SNRs, noise keys), stacked on the model axis."""
+    shapes = jax.eval_shape(lambda key: init(key, config.model), jax.random.key(0))  # make_masks reads shapes only
+    masks = [make_masks(shapes, config.model.visual_group, spec.fusion, spec.modalities) for spec in specs]
+    seeds = jnp.array([spec.seed for spec in specs])
+    return Models(
+        jax.tree.map(lambda *m: jnp.stack(m), *masks),
         jnp.array([spec.audio_snr for spec in specs], jnp.float32),
         jnp.array([spec.visual_snr for spec in specs], jnp.float32),
-        noise_keys,
+        jax.vmap(jax.random.fold_in, in_axes=(None, 0))(purpose_key(config.train.seed, NOISE), seeds),
     )
-    return params, models
+
+
+def build_models(config: Config, specs: list[ModelSpec]) -> tuple[dict, Models]:
+    """Stacked initial parameters and the per-model constants of a sweep."""
+    return init_params(config, specs), model_constants(config, specs)
 
 
 def initial_state(config: Config, params: dict) -> dict:
