@@ -97,13 +97,20 @@ def model_summary(args: argparse.Namespace) -> int:
 
 def sweep(args: argparse.Namespace) -> int:
     from clstm_jax.config import expand, load_config
-    from clstm_jax.sweep import run_sweep
+    import jax
+
+    from clstm_jax import distributed
+    from clstm_jax.sweep import model_mesh, run_sweep
 
     config = load_config(args.config, args.set)
-    print(f"{len(expand(config.sweep))} models, {config.train.steps} steps of {config.train.batch_size} pairs "
-          f"-> {args.out}")
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    n_models = len(expand(config.sweep))
+    devices = len(model_mesh(n_models).devices)
+    say = print if distributed.is_primary() else (lambda *_: None)
+    say(f"{n_models} models on {devices} device(s) in {jax.process_count()} process(es), "
+        f"{config.train.steps} steps of {config.train.batch_size} pairs -> {args.out}")
     state = run_sweep(config, args.out, data_dir=args.data_dir, progress=not args.quiet)
-    print(f"done: step {int(state['step'])}, best validation accuracy per model in {args.out}/metrics.jsonl")
+    say(f"done: step {int(state['step'])}, best validation accuracy per model in {args.out}/metrics.jsonl")
     return 0
 
 
@@ -223,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config value, e.g. --set preset=tiny --set train.batch_size=16")
     run.add_argument("--data-dir", help=data_dir_help)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    multi = run.add_argument_group("multi-process (jax.distributed; run the same command once per process)")
+    multi.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    multi.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    multi.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 .. N-1")
     run.set_defaults(run=sweep)
 
     ev = commands.add_parser("evaluate", help="every model of a run x the test-SNR grid, in one vectorised program")

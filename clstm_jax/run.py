@@ -103,11 +103,8 @@ def read_specs(run_dir: Path) -> tuple[ModelSpec, ...]:
     return tuple(ModelSpec(**{k: row[k] for k in SPEC_FIELDS}) for row in rows)
 
 
-def load_run(path: str | Path) -> Run:
-    """Restore a run directory: resolved config, model specs and each model's best parameters."""
-    run_dir = Path(path)
-    config = read_config(run_dir)
-    specs = read_specs(run_dir)
+def restore_state(run_dir: Path, config: Config, specs: tuple[ModelSpec, ...]) -> dict:
+    """The newest checkpointed sweep state on one device, whatever devices or processes wrote it."""
     like = jax.eval_shape(lambda: initial_state(config, init_params(config, list(specs))))
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), like)
@@ -116,4 +113,13 @@ def load_run(path: str | Path) -> Run:
     mngr.close()
     if state is None:
         raise ConfigError(f"{run_dir}: no checkpoint yet; the run has not trained (resume it with `clstm-jax sweep`)")
+    return state
+
+
+def load_run(path: str | Path) -> Run:
+    """Restore a run directory: resolved config, model specs and each model's best parameters."""
+    run_dir = Path(path)
+    config = read_config(run_dir)
+    specs = read_specs(run_dir)
+    state = restore_state(run_dir, config, specs)
     return Run(run_dir, config, specs, state["best_params"], model_constants(config, list(specs)), int(state["step"]))

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint
+from clstm_jax import checkpoint, distributed
 from clstm_jax.config import Config, ConfigError, ModelSpec, expand
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.paths import resolve_data_dir
@@ -171,17 +171,15 @@ def correct_counts(params: dict, models: Models, chunk: tuple, chunk_index: jax.
 
 
 def model_mesh(n_models: int) -> Mesh:
-    """A 1-D mesh over the largest number of devices that divides the model count (so no model is padded)."""
-    devices = jax.devices()
-    n = max(d for d in range(1, len(devices) + 1) if n_models % d == 0)
-    return Mesh(np.array(devices[:n]), (MODEL_AXIS,))
+    """A 1-D mesh over as many devices as divide the model count evenly (so no model is padded)."""
+    return Mesh(np.array(distributed.devices_per_process(n_models)), (MODEL_AXIS,))
 
 
 def shard_state(state: dict, mesh: Mesh) -> dict:
     """Put per-model leaves (leading model axis) across the mesh, scalars replicated."""
     per_model = NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.tree.map(lambda x: jax.device_put(x, per_model if x.ndim else replicated), state)
+    return jax.tree.map(lambda x: distributed.to_global(x, per_model if x.ndim else replicated), state)
 
 
 @dataclass(frozen=True)
@@ -211,11 +209,13 @@ def claim_run_dir(run_dir: Path, config: Config) -> bool:
     """Write the resolved config into a new run directory, or check it matches an existing one.
 
     Returns True when resuming. A different config is refused and nothing in the directory is touched.
+    Every process reads before process 0 writes, so all of them take the same branch.
     """
     files = RunFiles(run_dir)
     record = config_record(config)
-    if files.config.exists():
-        stored = json.loads(files.config.read_text())
+    stored = json.loads(files.config.read_text()) if files.config.exists() else None
+    distributed.barrier("claim_run_dir")
+    if stored is not None:
         if stored != record:
             differing = sorted(diff_keys(stored, record))
             raise ConfigError(
@@ -223,8 +223,9 @@ def claim_run_dir(run_dir: Path, config: Config) -> bool:
                 "nothing there was changed. Use a new --out directory, or re-run with the same config to resume."
             )
         return True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files.config.write_text(json.dumps(record, indent=2) + "\n")
+    if distributed.is_primary():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        files.config.write_text(json.dumps(record, indent=2) + "\n")
     return False
 
 
@@ -250,30 +251,34 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     splits = load_checked_splits(config, data_dir)
     resuming = claim_run_dir(run_dir, config)
     files = RunFiles(run_dir)
-    files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
+    primary = distributed.is_primary()
+    if primary:
+        files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
 
     mesh = model_mesh(len(specs))
     params, models = build_models(config, specs)
     state = shard_state(initial_state(config, params), mesh)
-    models = jax.tree.map(lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec(MODEL_AXIS))), models)
+    models = distributed.to_global(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
     replicated = NamedSharding(mesh, PartitionSpec())
-    train = jax.device_put(split_arrays(splits["train"]), replicated)
+    train = distributed.to_global(split_arrays(splits["train"]), replicated)
     validation = validation_batch(split_arrays(splits["validation"]), config.train.validation_examples, config.train.seed)
-    validation = jax.device_put(validation, replicated)
+    validation = distributed.to_global(validation, replicated)
 
     mngr = checkpoint.manager(run_dir)
     if resuming and (restored := checkpoint.restore_latest(mngr, state)) is not None:
         state = restored
-        keep_metrics_until(files.metrics, int(state["step"]))
-    elif files.metrics.exists():
+        if primary:
+            keep_metrics_until(files.metrics, int(state["step"]))
+    elif primary and files.metrics.exists():
         files.metrics.unlink()
 
     step_fn = jax.jit(partial(sweep_step, config=config), donate_argnums=0)
     count_fn = jax.jit(partial(correct_counts, config=config))  # chunk index traced: one compilation
+    best_fn = jax.jit(keep_best, donate_argnums=0)
     total = config.train.steps
     start = int(state["step"])
     names = [s.name for s in specs]
-    with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not progress,
+    with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
               dynamic_ncols=True) as bar:
         steps_since = 0
         for step in range(start, total):
@@ -285,7 +290,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
             bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
                                 f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
             if done % config.train.validate_every == 0 or done == total:
-                state = validate(state, models, validation, count_fn, config, names, steps_since, files, bar)
+                state = validate(state, models, validation, count_fn, best_fn, config, names, steps_since, files, bar)
                 steps_since = 0
             if done % config.train.checkpoint_every == 0 or done == total:
                 checkpoint.save(mngr, done, state)
@@ -293,7 +298,20 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     return state
 
 
-def validate(state, models, validation, count_fn, config, names, steps_since, files, bar) -> dict:
+def keep_best(state: dict, accuracy: jax.Array) -> dict:
+    """Keep each model's parameters where its validation accuracy improved; reset the loss sum (jit this)."""
+    improved = accuracy > state["best_accuracy"]
+    pick = lambda new, old: jnp.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
+    return {
+        **state,
+        "best_params": jax.tree.map(pick, state["params"], state["best_params"]),
+        "best_accuracy": jnp.where(improved, accuracy, state["best_accuracy"]),
+        "best_step": jnp.where(improved, state["step"], state["best_step"]),
+        "loss_sum": jnp.zeros_like(state["loss_sum"]),
+    }
+
+
+def validate(state, models, validation, count_fn, best_fn, config, names, steps_since, files, bar) -> dict:
     """Validation accuracy per model; keep each model's best state; one metrics line and one progress line."""
     n = validation[0].shape[0]
     chunk = config.train.batch_size * 4
@@ -301,27 +319,21 @@ def validate(state, models, validation, count_fn, config, names, steps_since, fi
         count_fn(state["params"], models, tuple(x[i : i + chunk] for x in validation), i // chunk)
         for i in range(0, n, chunk)
     )
-    accuracy = np.asarray(correct) / n
-    loss = np.asarray(state["loss_sum"]) / steps_since
+    loss = distributed.to_host(state["loss_sum"]) / steps_since
+    step = int(state["step"])
     if not np.all(np.isfinite(loss)):
         bad = [name for name, value in zip(names, loss) if not np.isfinite(value)]
-        raise FloatingPointError(f"non-finite training loss at step {int(state['step'])} for {', '.join(bad)}")
-    improved = jnp.asarray(accuracy > np.asarray(state["best_accuracy"]))
-    pick = lambda new, old: jnp.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
-    step = int(state["step"])
-    state = {
-        **state,
-        "best_params": jax.tree.map(pick, state["params"], state["best_params"]),
-        "best_accuracy": jnp.where(improved, jnp.asarray(accuracy, jnp.float32), state["best_accuracy"]),
-        "best_step": jnp.where(improved, step, state["best_step"]),
-        "loss_sum": jnp.zeros_like(state["loss_sum"]),
-    }
-    record = {"step": step, "loss": dict(zip(names, loss.tolist())), "validation_accuracy": dict(zip(names, accuracy.tolist()))}
-    with open(files.metrics, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    best, worst = int(np.argmax(accuracy)), int(np.argmin(accuracy))
-    bar.write(f"step {step}: validation accuracy best {accuracy[best]:.3f} ({names[best]}), "
-              f"worst {accuracy[worst]:.3f} ({names[worst]}); mean loss {loss.mean():.3f}")
+        raise FloatingPointError(f"non-finite training loss at step {step} for {', '.join(bad)}")
+    accuracy = correct.astype(jnp.float32) / n
+    state = best_fn(state, accuracy)
+    accuracy = distributed.to_host(accuracy)  # a collective: every process takes part
+    if distributed.is_primary():
+        record = {"step": step, "loss": dict(zip(names, loss.tolist())), "validation_accuracy": dict(zip(names, accuracy.tolist()))}
+        with open(files.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        best, worst = int(np.argmax(accuracy)), int(np.argmin(accuracy))
+        bar.write(f"step {step}: validation accuracy best {accuracy[best]:.3f} ({names[best]}), "
+                  f"worst {accuracy[worst]:.3f} ({names[worst]}); mean loss {loss.mean():.3f}")
     return state
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,11 +31,10 @@ def micro(*overrides, experiment="fusion.toml"):
 
 def final_params(run_dir):
     """The parameters of the newest checkpoint, as numpy arrays."""
-    from clstm_jax import checkpoint
+    from clstm_jax.run import read_config, read_specs, restore_state
 
-    mngr = checkpoint.manager(Path(run_dir))
-    state = mngr.restore(mngr.latest_step())
-    mngr.close()
+    run_dir = Path(run_dir)
+    state = restore_state(run_dir, read_config(run_dir), read_specs(run_dir))
     return jax.tree.map(np.asarray, state["params"])
 
 
@@ -57,8 +57,8 @@ def test_a_different_config_is_refused_and_nothing_is_touched(tmp_path, data_dir
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
 
 
-def sweep_command(run_dir, data_dir, *overrides):
-    args = [str(SWEEPS / "fusion.toml"), "--out", str(run_dir), "--data-dir", str(data_dir), "--quiet"]
+def sweep_command(run_dir, data_dir, *overrides, experiment="fusion.toml"):
+    args = [str(SWEEPS / experiment), "--out", str(run_dir), "--data-dir", str(data_dir), "--quiet"]
     for item in (*MICRO, *overrides):
         args += ["--set", item]
     return [sys.executable, "-m", "clstm_jax.cli", "sweep", *args]
@@ -117,10 +117,46 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
     assert four["shard_rows"] == [1]  # 4 models, one per device
     for a, b in zip(one["params"], four["params"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The same sweep as a two-process JAX program (jax.distributed), 2 devices each: the same numbers as
+    # one process with 4 devices, from a checkpoint both processes wrote; only process 0 prints and logs.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    command = sweep_command(tmp_path / "two_processes", data_dir, *grid, experiment="snr_grid.toml")
+    processes = [
+        subprocess.Popen([*command, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert "4 models on 4 device(s) in 2 process(es)" in outputs[0][0] and "done: step 2" in outputs[0][0]
+    assert "models on" not in outputs[1][0] and "done:" not in outputs[1][0]  # (Gloo's own lines aside)
+    for a, b in zip(jax.tree.leaves(final_params(tmp_path / "two_processes")), jax.tree.leaves(final_params(tmp_path / "four"))):
+        np.testing.assert_array_equal(a, b)
+    lines = (tmp_path / "two_processes" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2]
     # 3 models on 4 devices: the largest device count that divides 3 is used, no model is padded.
     three = run_with_devices("three", 4, tmp_path, data_dir, "train.length=1", "train.length_unit=batches",
                              "sweep.audio_snr=[2, 1, 0.5]", "sweep.visual_snr=[1]")
     assert three["devices"] == 3 and three["shard_rows"] == [1]
+
+
+def test_multi_process_arguments_and_uneven_model_counts_are_clear_errors(monkeypatch):
+    from clstm_jax import distributed
+
+    with pytest.raises(ValueError, match="--coordinator HOST:PORT, --num-processes N and --process-id I together"):
+        distributed.initialize("127.0.0.1:1234", 2, None)
+    with pytest.raises(ValueError, match=r"--process-id 2 with --num-processes 2; expected 0 <= id < N"):
+        distributed.initialize("127.0.0.1:1234", 2, 2)
+    with pytest.raises(ValueError, match=r"--coordinator 'localhost'; expected HOST:PORT"):
+        distributed.initialize("localhost", 2, 0)
+    # Two processes of one device each: 4 models take both devices, 3 models cannot be split evenly.
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "local_device_count", lambda: 1)
+    with pytest.raises(ValueError, match="3 models cannot be spread evenly over 2 processes; use a model count divisible by 2"):
+        distributed.devices_per_process(3)
 
 
 def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir):
