@@ -49,6 +49,7 @@ class TrainConfig:
     validation_examples: int = 1024  # fixed validation subset, at each model's own training SNR
     checkpoint_every: int = 500  # steps between checkpoints (and always at the end)
     seed: int = 0  # root of every key: parameters, pairs, noise (fold_in per model and step)
+    model_chunk: int = 0  # models computed side by side (vmap) per device; the rest loop (lax.map). 0 = all: best on GPU; on CPU small chunks are faster (docs/performance.md)
 
     @property
     def steps(self) -> int:
@@ -254,6 +255,8 @@ def validate(config: Config) -> None:
     for name in ("batch_size", "length", "validate_every", "validation_examples", "checkpoint_every"):
         positive(f"train.{name}", getattr(train, name))
     positive("train.learning_rate", train.learning_rate, "a positive number")
+    if train.model_chunk < 0:
+        raise ConfigError(f"train.model_chunk = {train.model_chunk}: expected 0 (all models at once) or a positive integer")
     if train.length_unit not in ("examples", "batches"):
         raise ConfigError(f"train.length_unit = {train.length_unit!r}: expected one of examples, batches")
     if config.data.pad_length < 0:

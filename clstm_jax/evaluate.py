@@ -29,7 +29,8 @@ from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.model import ModelConfig, apply
 from clstm_jax.run import Run, load_run
 from clstm_jax.stats import wilson_interval
-from clstm_jax.sweep import MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, load_checked_splits, model_mesh, purpose_key, split_arrays
+from clstm_jax.sweep import (MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, load_checked_splits, model_mesh, over_models,
+                             purpose_key, split_arrays)
 
 EVAL_DIR = "eval"
 
@@ -157,12 +158,15 @@ item_inputs_jit = jax.jit(item_inputs, static_argnames="features")
 
 
 def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Array,
-                  features: FeatureConfig, model: ModelConfig) -> jax.Array:
-    """Whether each model gets each item right: bool (models, items). items: image, audio, example, label, a, v."""
+                  features: FeatureConfig, model: ModelConfig, model_chunk: int = 0, groups: int = 1) -> jax.Array:
+    """Whether each model gets each item right: bool (models, items). items: image, audio, example, label, a, v.
+
+    The inputs are made once and shared by every model; model_chunk, groups: see sweep.over_models.
+    """
     image_idx, audio_idx, example_ids, labels, audio_snr, visual_snr = items
     images, spectrograms = item_inputs(root, split, image_idx, audio_idx, example_ids, audio_snr, visual_snr, features)
-    logits = jax.vmap(apply, in_axes=(0, 0, None, None, None))(params, masks, images, spectrograms, model)
-    return jnp.argmax(logits[:, :, -1], axis=-1) == labels
+    right = lambda params, masks: jnp.argmax(apply(params, masks, images, spectrograms, model)[:, -1], axis=-1) == labels
+    return over_models(right, (params, masks), model_chunk, groups)
 
 
 def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir: str | None = None,
@@ -187,7 +191,8 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     params, masks = jax.device_put((run.params, run.models.masks), per_model)
     test = jax.device_put(test, NamedSharding(mesh, PartitionSpec()))
     root = purpose_key(cfg.seed, TEST_NOISE)
-    step = jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model))
+    step = jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
+                           model_chunk=run.config.train.model_chunk, groups=len(mesh.devices)))
 
     total = A * V * n
     correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n

@@ -132,21 +132,37 @@ def initial_state(config: Config, params: dict) -> dict:
     }
 
 
-def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config) -> dict:
-    """One Adam step of every model (jit this; state is donated)."""
+def over_models(fn, per_model: tuple, chunk: int, groups: int = 1):
+    """fn(*one model's slices) for every model; per_model: pytrees with a leading model axis.
+
+    chunk = 0 vmaps all models at once. Otherwise the model axis is split into
+    `groups` equal blocks (one per device of the mesh: vmapped, so each device
+    keeps its own models) and within a block `chunk` models at a time are
+    vmapped while the chunks follow one another (lax.map). Same numbers either
+    way; on CPU a small working set is faster, on GPU one wide vmap.
+    """
+    if chunk == 0:
+        return jax.vmap(fn)(*per_model)
+    blocks = jax.tree.map(lambda x: x.reshape(groups, x.shape[0] // groups, *x.shape[1:]), per_model)
+    out = jax.vmap(lambda block: jax.lax.map(lambda args: fn(*args), block, batch_size=chunk))(blocks)
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
+
+
+def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config, groups: int = 1) -> dict:
+    """One Adam step of every model (jit this; state is donated). groups: devices of the model mesh."""
     step = state["step"]
     pair_key = jax.random.fold_in(purpose_key(config.train.seed, PAIRS), step)
     image_idx, audio_idx, labels = sample_pairs(pair_key, train.table, config.train.batch_size)  # (B,) each
     images, waves, lengths = train.images[image_idx], train.waves[audio_idx], train.wave_lengths[audio_idx]
-    step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(models.noise_keys, step)  # (models,)
-    batch = jax.vmap(make_batch, in_axes=(0, None, None, None, 0, 0, None))(
-        step_keys, images, waves, lengths, models.audio_snr, models.visual_snr, config.features
-    )  # images (models, B, 28, 28), spectrograms (models, B, T, F)
     optimizer = make_optimizer(config.train.learning_rate)
-    one_step = partial(train_step, cfg=config.model, optimizer=optimizer)
-    params, opt_state, loss = jax.vmap(one_step, in_axes=(0, 0, 0, 0, 0, None))(
-        state["params"], state["opt_state"], models.masks, *batch, labels
-    )  # loss (models,)
+
+    def model_step(params, opt_state, masks, audio_snr, visual_snr, noise_key):
+        image, spectrogram = make_batch(jax.random.fold_in(noise_key, step), images, waves, lengths,
+                                        audio_snr, visual_snr, config.features)
+        return train_step(params, opt_state, masks, image, spectrogram, labels, config.model, optimizer)
+
+    per_model = (state["params"], state["opt_state"], models.masks, models.audio_snr, models.visual_snr, models.noise_keys)
+    params, opt_state, loss = over_models(model_step, per_model, config.train.model_chunk, groups)  # loss (models,)
     return {**state, "params": params, "opt_state": opt_state, "loss_sum": state["loss_sum"] + loss, "step": step + 1}
 
 
@@ -156,18 +172,22 @@ def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
     return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
 
 
-def correct_counts(params: dict, models: Models, chunk: tuple, chunk_index: jax.Array, config: Config) -> jax.Array:
+def correct_counts(params: dict, models: Models, pairs: tuple, pairs_index: jax.Array, config: Config,
+                   groups: int = 1) -> jax.Array:
     """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
 
     Noise keys depend on the chunk only, so every model sees the same draws.
     """
-    images, waves, lengths, labels = chunk
-    key = jax.random.fold_in(purpose_key(config.train.seed, VALIDATION), chunk_index)
-    batch = jax.vmap(make_batch, in_axes=(None, None, None, None, 0, 0, None))(
-        key, images, waves, lengths, models.audio_snr, models.visual_snr, config.features
-    )
-    logits = jax.vmap(apply, in_axes=(0, 0, 0, 0, None))(params, models.masks, *batch, config.model)  # (models, B, T, 10)
-    return jnp.sum(jnp.argmax(logits[:, :, -1], axis=-1) == labels, axis=-1)  # (models,)
+    images, waves, lengths, labels = pairs
+    key = jax.random.fold_in(purpose_key(config.train.seed, VALIDATION), pairs_index)
+
+    def model_correct(params, masks, audio_snr, visual_snr):
+        image, spectrogram = make_batch(key, images, waves, lengths, audio_snr, visual_snr, config.features)
+        logits = apply(params, masks, image, spectrogram, config.model)  # (B, T, 10)
+        return jnp.sum(jnp.argmax(logits[:, -1], axis=-1) == labels)
+
+    per_model = (params, models.masks, models.audio_snr, models.visual_snr)
+    return over_models(model_correct, per_model, config.train.model_chunk, groups)
 
 
 def model_mesh(n_models: int) -> Mesh:
@@ -272,8 +292,8 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     elif primary and files.metrics.exists():
         files.metrics.unlink()
 
-    step_fn = jax.jit(partial(sweep_step, config=config), donate_argnums=0)
-    count_fn = jax.jit(partial(correct_counts, config=config))  # chunk index traced: one compilation
+    step_fn = jax.jit(partial(sweep_step, config=config, groups=len(mesh.devices)), donate_argnums=0)
+    count_fn = jax.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
     best_fn = jax.jit(keep_best, donate_argnums=0)
     total = config.train.steps
     start = int(state["step"])

@@ -48,6 +48,20 @@ def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
             np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b)[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("chunk, groups", [(0, 1), (1, 1), (2, 1), (4, 1), (1, 2), (2, 2)])
+def test_over_models_equals_a_loop_over_models(chunk, groups):
+    """Every chunking of the model axis gives each model fn of its own slices (6 models; 2 + 1 leaves a remainder)."""
+    from clstm_jax.sweep import over_models
+
+    rng = np.random.default_rng(0)
+    weights, biases, x = rng.normal(size=(6, 3, 4)), rng.normal(size=(6, 3)), rng.normal(size=(4, 5))
+    fn = lambda w, b: ({"y": w @ x + b[:, None]}, w.sum())
+    out, total = over_models(fn, (weights, biases), chunk, groups)
+    for m in range(6):
+        np.testing.assert_allclose(out["y"][m], weights[m] @ x + biases[m][:, None], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(total[m], weights[m].sum(), rtol=1e-5, atol=1e-5)
+
+
 def test_a_different_config_is_refused_and_nothing_is_touched(tmp_path, data_dir):
     run_dir = tmp_path / "run"
     run_sweep(micro("train.length=2", "train.length_unit=batches"), run_dir, data_dir, progress=False)
@@ -112,6 +126,7 @@ def run_with_devices(name, n_devices, tmp_path, data_dir, *overrides):
 def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path, data_dir):
     grid = ["train.length=2", "train.length_unit=batches", "sweep.audio_snr=[2, 1]", "sweep.visual_snr=[1, 0.5]"]
     one = run_with_devices("one", 1, tmp_path, data_dir, *grid)
+    grid += ["train.model_chunk=1"]  # from here on models loop within each device (lax.map); same numbers
     four = run_with_devices("four", 4, tmp_path, data_dir, *grid)
     assert one["devices"] == 1 and four["devices"] == 4
     assert four["shard_rows"] == [1]  # 4 models, one per device
@@ -139,7 +154,7 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
     assert [json.loads(line)["step"] for line in lines] == [2]
     # 3 models on 4 devices: the largest device count that divides 3 is used, no model is padded.
     three = run_with_devices("three", 4, tmp_path, data_dir, "train.length=1", "train.length_unit=batches",
-                             "sweep.audio_snr=[2, 1, 0.5]", "sweep.visual_snr=[1]")
+                             "sweep.audio_snr=[2, 1, 0.5]", "sweep.visual_snr=[1]", "train.model_chunk=1")
     assert three["devices"] == 3 and three["shard_rows"] == [1]
 
 
