@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from clstm_jax.config import ModelSpec, load_config
-from clstm_jax.sweep import build_models, initial_state, load_checked_splits, split_arrays, sweep_step
+from clstm_jax.bench import bench_specs, compile_step, new_program
+from clstm_jax.config import load_config
+from clstm_jax.sweep import load_checked_splits, split_arrays
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -36,12 +36,10 @@ def main() -> None:
                for c in args.chunks}
     first = configs[args.chunks[0]]
     train = split_arrays(load_checked_splits(first, args.data_dir)["train"])
-    specs = [ModelSpec("initial", "both", 0.5, 0.25, seed) for seed in range(args.models)]
     programs = {}
     for chunk, config in configs.items():
-        params, models = build_models(config, specs)
-        state = initial_state(config, params)
-        step = jax.jit(partial(sweep_step, config=config), donate_argnums=0).lower(state, train, models).compile()
+        state, models = new_program(config, bench_specs(args.models))
+        step = compile_step(config, [state, models], train)
         state = jax.block_until_ready(step(state, train, models))  # warm-up
         programs[chunk] = [step, state, models]
     times = {chunk: [] for chunk in args.chunks}

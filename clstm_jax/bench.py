@@ -16,16 +16,27 @@ from clstm_jax.config import Config, ModelSpec
 from clstm_jax.sweep import build_models, initial_state, load_checked_splits, split_arrays, sweep_step
 
 
+def bench_specs(n_models: int) -> list[ModelSpec]:
+    """n models of the fusion comparison's main point that differ only in seed."""
+    return [ModelSpec("initial", "both", 0.5, 0.25, seed) for seed in range(n_models)]
+
+
+def new_program(config: Config, specs: list[ModelSpec]) -> list:
+    """[initial sweep state, per-model constants] of these models."""
+    params, models = build_models(config, specs)
+    return [initial_state(config, params), models]
+
+
+def compile_step(config: Config, program: list, train):
+    """The sweep step compiled for a program's shapes (its state is donated at each call)."""
+    return jax.jit(partial(sweep_step, config=config), donate_argnums=0).lower(program[0], train, program[1]).compile()
+
+
 def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> dict:
     """Throughput of n_models trained for `steps` steps, in one program or one program per model."""
-    specs = [ModelSpec("initial", "both", 0.5, 0.25, seed) for seed in range(n_models)]
-    groups = [specs] if vmapped else [[spec] for spec in specs]
-    programs = []
-    for group in groups:
-        params, models = build_models(config, group)
-        programs.append([initial_state(config, params), models])
-    step_fn = jax.jit(partial(sweep_step, config=config), donate_argnums=0)
-    compiled = step_fn.lower(programs[0][0], train, programs[0][1]).compile()
+    specs = bench_specs(n_models)
+    programs = [new_program(config, group) for group in ([specs] if vmapped else [[spec] for spec in specs])]
+    compiled = compile_step(config, programs[0], train)
     memory = compiled.memory_analysis()
     for program in programs:  # warm-up
         program[0] = compiled(program[0], train, program[1])

@@ -2,7 +2,7 @@
 
 Every process runs the same program on the same config. Each loads the data
 and builds the same initial state itself (everything is computed from seeds),
-then keeps only its own devices' shards of the global arrays; the model axis
+then places it on the global mesh, keeping its own devices' shards; the model axis
 is sharded over the global mesh. Process 0 alone writes the run's files
 (config, model list, metrics) and the progress bar; every process takes part
 in the orbax checkpoints, which write each process's shards.
@@ -58,17 +58,20 @@ def devices_per_process(n_models: int) -> list:
             f"use a model count divisible by {processes} (or fewer processes)"
         )
     k = max(counts)
-    return [d for p in range(processes) for d in [d for d in jax.devices() if d.process_index == p][:k]]
+    return [device for p in range(processes) for device in jax.local_devices(process_index=p)[:k]]
 
 
 def to_global(tree, sharding: jax.sharding.Sharding):
-    """Place values that every process computed identically onto a (possibly multi-process) sharding."""
+    """Place values that every process computed identically onto a (possibly multi-process) sharding.
+
+    jax.device_put takes each process's copy as the global value; typed PRNG keys,
+    which it cannot place across processes, go through their raw key data.
+    """
 
     def put(x):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+            return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
+        return jax.device_put(x, sharding)
 
     return jax.tree.map(put, tree)
 

@@ -7,7 +7,8 @@ SNR bits), so it depends on the example and the SNRs only: every model sees
 the same noisy input, whatever the chunking, grid or model list, and one
 example can be re-created exactly for inspection (`evaluation_inputs`).
 Items are streamed in chunks of `evaluate.batch`; each chunk runs all models
-(vmapped over the model axis, sharded over devices) on the same inputs.
+(`sweep.over_models`: vmapped, or in chunks of `train.model_chunk`, sharded over
+devices) on the same inputs.
 """
 
 from __future__ import annotations
