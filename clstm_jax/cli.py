@@ -96,7 +96,8 @@ def model_summary(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from clstm_jax.config import expand, load_config
+    from clstm_jax.config import load_config
+    from clstm_jax.experiments import sweep_models
     import jax
 
     from clstm_jax import distributed
@@ -104,7 +105,7 @@ def sweep(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    n_models = len(expand(config.sweep))
+    n_models = len(sweep_models(config))
     devices = len(model_mesh(n_models).devices)
     say = print if distributed.is_primary() else (lambda *_: None)
     say(f"{n_models} models on {devices} device(s) in {jax.process_count()} process(es), "

@@ -58,8 +58,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Grid axes; the sweep is their product, one model per combination."""
+    """The models of a sweep: a named experiment of `clstm_jax.experiments`, or the product of the grid axes."""
 
+    experiment: str = ""  # fusion, appendix_fusion, snr_grid, unimodal_visual, unimodal_audio, study; "" = the axes below
     fusion: tuple[str, ...] = ("initial",)  # fusion depths: initial, second, fc
     modalities: tuple[str, ...] = ("both",)  # both, visual, audio (unimodal zero the other input)
     audio_snr: tuple[float | str, ...] = (0.5,)  # training audio SNRs (linear power ratios, or "orig")
@@ -84,7 +85,8 @@ class EvaluateConfig:
 class StudyConfig:
     """What `clstm-jax study` adds to the paper's experiments."""
 
-    seeds: tuple[int, ...] = (0,)  # seeds of the main fusion comparison (audio 0.5, visual 0.25); other models use the first
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the main fusion comparison (audio 0.5, visual 0.25); other models use the first
+    margin: float = 2.0  # accuracy points: an "always >=" claim holds when no loss larger than this is left open (docs/study.md)
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,18 @@ def validate(config: Config) -> None:
             raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of SNRs (positive numbers or 'orig')")
         for value in values:
             snr_value(f"sweep.{axis}", value)
+    if sweep.experiment:
+        from clstm_jax.experiments import EXPERIMENTS
+
+        if sweep.experiment not in EXPERIMENTS:
+            raise ConfigError(f"sweep.experiment = {sweep.experiment!r}: expected one of {', '.join(EXPERIMENTS)}, "
+                              "or '' for the product of the sweep axes")
+        for axis in ("fusion", "modalities", "audio_snr", "visual_snr"):
+            if getattr(sweep, axis) != getattr(SweepConfig(), axis):
+                raise ConfigError(f"sweep.{axis} is set, but sweep.experiment = {sweep.experiment!r} fixes the models; "
+                                  "set sweep.experiment = '' to sweep the axes instead")
+    if not 0 <= config.study.margin < 100:
+        raise ConfigError(f"study.margin = {config.study.margin!r}: expected accuracy points, 0 <= margin < 100")
     for key, seeds in (("sweep.seeds", sweep.seeds), ("study.seeds", config.study.seeds)):
         if not seeds:
             raise ConfigError(f"{key} = []: expected a non-empty list of integers")

@@ -220,6 +220,22 @@ def evaluate_run(run_dir: str | Path, examples: int | None = None, full: bool = 
     return result
 
 
+def other_digit(labels: np.ndarray) -> np.ndarray:
+    """For each example, the index of the next example (cyclically) with another label: a fixed pairing
+    with an input of another digit, e.g. to replace a recording with a mismatched one."""
+    labels = np.asarray(labels)
+    if np.unique(labels).size < 2:
+        raise ValueError(f"all {labels.size} examples have label {labels[0]}: no other digit to pair with")
+    n = labels.size
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        k = 1
+        while labels[(i + k) % n] == labels[i]:
+            k += 1
+        out[i] = (i + k) % n
+    return out
+
+
 def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_dir: str | None = None) -> tuple:
     """The exact inputs `evaluate` used (subset mode): (images, spectrograms, labels) at one SNR pair.
 

@@ -17,28 +17,25 @@ from pathlib import Path
 import numpy as np
 
 from clstm_jax.config import snr_label
-from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import Evaluation, load_evaluation
+from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, UNIMODAL, unimodal_pair
 from clstm_jax.run import Run
-from clstm_jax.stats import holm, paired_difference, wilson_interval
+from clstm_jax.stats import ALPHA, holm, paired_difference, wilson_interval
 
-MAIN = (0.5, 0.25)  # the fusion comparison's training SNRs (audio, visual), Fig. 3
-APPENDIX = {9: (1.0, 0.5), 10: (2.0, 0.25), 11: (1.0, 0.25), 12: (1.0, 0.125)}  # Figs. 9-12
-GRID_AUDIO = (0.25, 0.5, 1.0, 2.0)  # Fig. 4 rows, top to bottom
-GRID_VISUAL = (1.0, 0.5, 0.25, 0.125)  # Fig. 4 columns, left to right
-UNIMODAL_VISUAL = (ORIG, 1.0, 0.5, 0.25, 0.125)  # Fig. 5 training SNRs
-UNIMODAL_AUDIO = (ORIG, 2.0, 1.0, 0.5, 0.25)  # Fig. 6 training SNRs
-LATE = ("second", "fc")
-ALPHA = 0.05
 REPORT_DIR = "report"
 
 
 class Study:
-    """An evaluation with its models grouped by configuration (seeds pooled)."""
+    """An evaluation with its models grouped by configuration (seeds pooled).
 
-    def __init__(self, evaluation: Evaluation, specs):
+    audio_swap: (matched, mismatched), bool (seeds, examples): the final-step outcomes of the main
+    initial-fusion model(s) with each example's own recording and with another digit's (claim 4.6).
+    """
+
+    def __init__(self, evaluation: Evaluation, specs, audio_swap: tuple[np.ndarray, np.ndarray] | None = None):
         self.evaluation = evaluation
         self.specs = specs
+        self.audio_swap = audio_swap
         self.groups: dict[tuple, list[int]] = defaultdict(list)
         for i, spec in enumerate(specs):
             self.groups[(spec.fusion, spec.modalities, spec.audio_snr, spec.visual_snr)].append(i)
@@ -76,11 +73,6 @@ class Study:
     def of(cls, run: Run) -> "Study":
         """The stored evaluation of a run, grouped."""
         return cls(load_evaluation(run.path), run.specs)
-
-
-def unimodal_pair(modalities: str, snr: float) -> tuple[float, float]:
-    """The (audio, visual) training SNRs of a unimodal model: its modality at snr, the zeroed one at orig."""
-    return (ORIG, snr) if modalities == "visual" else (snr, ORIG)
 
 
 def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annotate=True, ylabel=True):
@@ -174,7 +166,7 @@ def unimodal_curves(study: Study, modalities: str) -> dict[float, np.ndarray]:
     The other input is zeroed, so its test SNR does not matter; the first (orig) is taken.
     """
     curves = {}
-    for snr in (UNIMODAL_VISUAL if modalities == "visual" else UNIMODAL_AUDIO):
+    for snr in UNIMODAL[modalities]:
         if study.has("initial", modalities, *unimodal_pair(modalities, snr)):
             correct = study.correct("initial", modalities, *unimodal_pair(modalities, snr))
             curves[snr] = correct[:, 0] if modalities == "visual" else correct[:, :, 0]
@@ -223,7 +215,7 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None) -> list[str
     out = run.path / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     lines = []
-    for number, (a, v) in {3: MAIN, **APPENDIX}.items():
+    for number, (a, v) in {3: FUSION_POINT, **APPENDIX}.items():
         if all(study.has(f, "both", a, v) for f in ("initial", *LATE)):
             draw_fusion(study, a, v, number, out / f"fig{number}")
             lines.append(f"fig{number}: fusion comparison at audio {snr_label(a)}, visual {snr_label(v)}")
@@ -240,7 +232,7 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None) -> list[str
             lines.append(f"fig{number}: {modalities}-only models")
         else:
             lines.append(f"fig{number}: skipped (no {modalities}-only models)")
-    main = study.groups.get(("initial", "both", *MAIN), [0])
+    main = study.groups.get(("initial", "both", *FUSION_POINT), [0])
     name = run.names[main[0]]
     probs, labels = step_probabilities(run, run.model(name), [0], data_dir)
     write_inspection(probs[:, 0], int(labels[0]), name, 0, out / "fig7")

@@ -1,6 +1,6 @@
 """Many models, one program: the vmapped, sharded, checkpointed training sweep.
 
-A sweep is a list of models (config.expand) that differ in training SNRs,
+A sweep is a list of models (experiments.sweep_models) that differ in training SNRs,
 masks (fusion depth, modalities) and seed. Their parameters and Adam states
 are stacked on a leading model axis and one `jit(vmap(train_step))` trains
 them all. Every step draws one clean batch of same-label pairs, shared by all
@@ -31,7 +31,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from clstm_jax import checkpoint, distributed
-from clstm_jax.config import Config, ConfigError, ModelSpec, expand
+from clstm_jax.config import Config, ConfigError, ModelSpec
+from clstm_jax.experiments import sweep_models
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.paths import resolve_data_dir
 from clstm_jax.data.splits import PairTable, Split, load_splits, pair_table, sample_pairs
@@ -264,10 +265,10 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
               specs: list[ModelSpec] | None = None) -> dict:
     """Train every model into run_dir (resuming from its latest checkpoint); returns the final state.
 
-    specs: the models; default the product of the config's sweep axes (`study` passes its own list).
+    specs: the models; default the config's (`experiments.sweep_models`; `study` passes its own list).
     """
     run_dir = Path(run_dir)
-    specs = specs if specs is not None else expand(config.sweep)
+    specs = specs if specs is not None else sweep_models(config)
     splits = load_checked_splits(config, data_dir)
     resuming = claim_run_dir(run_dir, config)
     files = RunFiles(run_dir)

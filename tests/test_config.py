@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,34 @@ def test_every_key_is_listed():
     keys = valid_keys()
     assert "train.batch_size" in keys and "features.compression" in keys and "model.remat" in keys
     assert isinstance(load_config(None), Config)
+
+
+def test_experiment_files_name_their_models_from_one_design():
+    from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, UNIMODAL, sweep_models
+
+    sweeps = Path(__file__).resolve().parents[1] / "sweeps"
+    models = {name: sweep_models(load_config(sweeps / f"{name}.toml")) for name in
+              ("fusion", "appendix_fusion", "snr_grid", "unimodal_visual", "unimodal_audio", "study")}
+    assert {(m.fusion, m.audio_snr, m.visual_snr) for m in models["fusion"]} == {
+        (f, *FUSION_POINT) for f in ("initial", "second", "fc")}
+    assert {(m.audio_snr, m.visual_snr) for m in models["appendix_fusion"]} == set(APPENDIX.values())
+    assert len(models["appendix_fusion"]) == 12
+    assert {(m.audio_snr, m.visual_snr) for m in models["snr_grid"]} == {(a, v) for a in GRID_AUDIO for v in GRID_VISUAL}
+    assert [m.visual_snr for m in models["unimodal_visual"]] == list(UNIMODAL["visual"])
+    assert {m.modalities for m in models["unimodal_audio"]} == {"audio"}
+    study = models["study"]
+    assert len(study) == len(set(study)) == 42  # 3 fusions x 3 seeds + 3 x 4 appendix + 16 - 1 shared + 5 + 5
+    assert sorted({m.seed for m in study if (m.audio_snr, m.visual_snr) == FUSION_POINT and m.modalities == "both"}) == [0, 1, 2]
+    for text in (sweeps / name for name in ("fusion.toml", "snr_grid.toml", "appendix_fusion.toml", "study.toml")):
+        assert "_snr" not in text.read_text().split("[sweep]")[-1]  # no SNR list written in a sweep file
+
+
+def test_experiment_and_axes_cannot_both_be_set(tmp_path):
+    path = write(tmp_path / "e.toml", '[sweep]\nexperiment = "snr_grid"\n')
+    with pytest.raises(ConfigError, match=r"sweep.audio_snr is set, but sweep.experiment = 'snr_grid' fixes the models"):
+        load_config(path, ["sweep.audio_snr=[1]"])
+    with pytest.raises(ConfigError, match=r"sweep.experiment = 'grid': expected one of fusion, appendix_fusion, snr_grid"):
+        load_config(path, ["sweep.experiment=grid"])
+    assert load_config(path, ["sweep.experiment=", "sweep.audio_snr=[1]"]).sweep.audio_snr == (1,)
+    with pytest.raises(ConfigError, match=r"study.margin = -1.0: expected accuracy points"):
+        load_config(path, ["study.margin=-1"])

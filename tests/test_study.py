@@ -10,10 +10,11 @@ import pytest
 
 from clstm_jax.cli import main
 from clstm_jax.config import load_config
-from clstm_jax.evaluate import Evaluation, evaluate, evaluation_inputs, load_evaluation
-from clstm_jax.report import Study
+from clstm_jax.evaluate import evaluate, evaluation_inputs, load_evaluation, other_digit
 from clstm_jax.run import load_run
-from clstm_jax.study import judge, run_study, study_specs
+from clstm_jax.claims import CLAIMS, VERDICTS
+from clstm_jax.experiments import study_models
+from clstm_jax.study import run_study
 from conftest import ROOT
 
 # The tiny preset, cut to 10 steps and 8 test pairs: the pipeline, not a result.
@@ -41,10 +42,23 @@ def test_every_artefact_exists_and_results_judge_every_claim(study_run):
     for number in FIGURES:
         for suffix in ("png", "csv"):
             assert (run_dir / "report" / f"fig{number}.{suffix}").stat().st_size > 0, (number, suffix)
-    rows = [line for line in (run_dir / "results.md").read_text().splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) >= 6
-    assert all(re.search(r"\*\*(holds|does not hold|inconclusive)\*\*", row) for row in rows)
-    assert len(load_run(run_dir).names) == len(study_specs(config)) == 39  # 3 x 2 seeds + 12 + 11 + 10
+    rows = [line.split(" | ") for line in (run_dir / "results.md").read_text().splitlines() if line.startswith("| `")]
+    assert [row[0].strip("| `") for row in rows] == list(CLAIMS)
+    verdicts = "|".join(re.escape(v) for v in VERDICTS)
+    assert all(re.fullmatch(rf"\*\*({verdicts})\*\*( \(.*\))? \|", row[-1]) for row in rows), rows
+    assert len(load_run(run_dir).names) == len(study_models(config)) == 42  # 3 x 3 seeds + 12 + 11 + 10
+
+
+def test_results_print_no_p_value_below_what_their_units_allow(study_run):
+    """A paired test on N examples x S seeds cannot give p < 2 x 0.5^(N S); every claim states its units
+    and a minimum detectable effect."""
+    run_dir, _ = study_run
+    rows = [line.split(" | ") for line in (run_dir / "results.md").read_text().splitlines() if line.startswith("| `")]
+    for row in rows:
+        units, detectable, p, p_family = row[6], row[7], row[8], row[9]
+        n, s = map(int, re.fullmatch(r"(\d+) test examples x (\d+) seed\(s\)", units).groups())
+        assert n == 8 and float(p) >= 2 * 0.5 ** (n * s) and float(p_family) >= float(p), row[0]
+        assert re.fullmatch(r"\d+\.\d points", detectable), row[0]
 
 
 def test_csv_equals_npz(study_run):
@@ -61,7 +75,7 @@ def test_csv_equals_npz(study_run):
         assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low[m, i, j], high[m, i, j]), abs=1e-6)
     with np.load(run_dir / "eval" / "accuracy.npz") as z:
         np.testing.assert_array_equal(z["correct"], stored.counts)
-        assert z["accuracy"].shape == (39, 10, 10)
+        assert z["accuracy"].shape == (42, 10, 10)
 
 
 def test_report_numbers_equal_the_evaluation(study_run):
@@ -71,12 +85,12 @@ def test_report_numbers_equal_the_evaluation(study_run):
     labels = ["orig" if np.isinf(x) else f"{x:g}" for x in stored.audio_snrs]
     for row in read_csv(run_dir / "report" / "fig4.csv"):
         m = index[("initial", "both", float(row["train_audio_snr"]), float(row["train_visual_snr"]), 0)]
-        if (float(row["train_audio_snr"]), float(row["train_visual_snr"])) == (0.5, 0.25):  # two seeds: the mean
-            m = [m, index[("initial", "both", 0.5, 0.25, 1)]]
+        if (float(row["train_audio_snr"]), float(row["train_visual_snr"])) == (0.5, 0.25):  # three seeds: the mean
+            m = [index[("initial", "both", 0.5, 0.25, seed)] for seed in (0, 1, 2)]
         expected = np.mean(stored.accuracy[m, labels.index(row["test_audio_snr"]), labels.index(row["test_visual_snr"])])
         assert float(row["accuracy"]) == pytest.approx(expected, abs=1e-6)
-    fc = [index[("fc", "both", 0.5, 0.25, seed)] for seed in (0, 1)]
-    initial = [index[("initial", "both", 0.5, 0.25, seed)] for seed in (0, 1)]
+    fc = [index[("fc", "both", 0.5, 0.25, seed)] for seed in (0, 1, 2)]
+    initial = [index[("initial", "both", 0.5, 0.25, seed)] for seed in (0, 1, 2)]
     for row in read_csv(run_dir / "report" / "fig3.csv"):
         i, j = labels.index(row["test_audio_snr"]), labels.index(row["test_visual_snr"])
         difference = stored.accuracy[fc, i, j].mean() - stored.accuracy[initial, i, j].mean()
@@ -144,18 +158,11 @@ def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir):
     assert any("not redone" in line for line in lines)
 
 
-def test_claim_verdicts_follow_the_evidence():
-    """A made-up evaluation where initial fusion is always right and late fusion right half the time."""
-    config = load_config(ROOT / "sweeps" / "study.toml", ["preset=tiny"])
-    specs = study_specs(config)
-    rng = np.random.default_rng(0)
-    correct = rng.random((len(specs), 10, 10, 200)) < 0.5
-    for m, spec in enumerate(specs):
-        if spec.fusion == "initial" and spec.modalities == "both":
-            correct[m] = True
-    snrs = np.array([np.inf, 16, 8, 4, 2, 1, 0.5, 0.25, 0.125, 0.0625], np.float32)
-    evaluation = Evaluation(tuple(s.name for s in specs), snrs, snrs, correct, np.zeros(200, int), "subset", 10)
-    verdicts = [claim.verdict for claim in judge(Study(evaluation, specs))]
-    assert verdicts[:5] == ["holds"] * 5  # at the training point, majority, fc never ahead, second never ahead, appendix
-    assert verdicts[10] == "holds"  # multimodal beats both unimodal models
-    assert verdicts[6] == "inconclusive"  # flat multimodal maps: no drop along either modality
+def test_mismatched_recordings_carry_another_label(study_run, data_dir):
+    run_dir, _ = study_run
+    _, _, labels = evaluation_inputs(load_run(run_dir), 1.0, 0.25, None, str(data_dir))
+    other = other_digit(labels)
+    assert np.all(labels[other] != labels) and other.shape == labels.shape
+    assert list(other_digit(np.array([3, 3, 5, 3]))) == [2, 2, 3, 2]
+    with pytest.raises(ValueError, match="no other digit"):
+        other_digit(np.array([4, 4]))

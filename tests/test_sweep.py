@@ -39,10 +39,10 @@ def final_params(run_dir):
 
 
 def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
-    config = micro("train.length=3", "train.length_unit=batches", "sweep.fusion=initial,fc")
+    config = micro("train.length=3", "train.length_unit=batches", "sweep.experiment=", "sweep.fusion=initial,fc")
     together = run_sweep(config, tmp_path / "all", data_dir, progress=False)
     for i, fusion in enumerate(config.sweep.fusion):
-        alone = run_sweep(micro("train.length=3", "train.length_unit=batches", f"sweep.fusion={fusion}"),
+        alone = run_sweep(micro("train.length=3", "train.length_unit=batches", "sweep.experiment=", f"sweep.fusion={fusion}"),
                           tmp_path / fusion, data_dir, progress=False)
         for a, b in zip(jax.tree.leaves(together["params"]), jax.tree.leaves(alone["params"])):
             np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b)[0], rtol=1e-5, atol=1e-6)
@@ -124,7 +124,7 @@ def run_with_devices(name, n_devices, tmp_path, data_dir, *overrides):
 
 
 def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path, data_dir):
-    grid = ["train.length=2", "train.length_unit=batches", "sweep.audio_snr=[2, 1]", "sweep.visual_snr=[1, 0.5]"]
+    grid = ["train.length=2", "train.length_unit=batches", "sweep.experiment=", "sweep.audio_snr=[2, 1]", "sweep.visual_snr=[1, 0.5]"]
     one = run_with_devices("one", 1, tmp_path, data_dir, *grid)
     grid += ["train.model_chunk=1"]  # from here on models loop within each device (lax.map); same numbers
     four = run_with_devices("four", 4, tmp_path, data_dir, *grid)
@@ -154,7 +154,7 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
     assert [json.loads(line)["step"] for line in lines] == [2]
     # 3 models on 4 devices: the largest device count that divides 3 is used, no model is padded.
     three = run_with_devices("three", 4, tmp_path, data_dir, "train.length=1", "train.length_unit=batches",
-                             "sweep.audio_snr=[2, 1, 0.5]", "sweep.visual_snr=[1]", "train.model_chunk=1")
+                             "sweep.experiment=", "sweep.audio_snr=[2, 1, 0.5]", "sweep.visual_snr=[1]", "train.model_chunk=1")
     assert three["devices"] == 3 and three["shard_rows"] == [1]
 
 
@@ -176,7 +176,8 @@ def test_multi_process_arguments_and_uneven_model_counts_are_clear_errors(monkey
 
 def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir):
     """The tiny preset, one model at orig SNR (at the grid's noisy SNRs 480 examples teach little)."""
-    config = load_config(SWEEPS / "fusion.toml", ["preset=tiny", "sweep.fusion=initial", "sweep.audio_snr=orig", "sweep.visual_snr=orig"])
+    config = load_config(SWEEPS / "fusion.toml", ["preset=tiny", "sweep.experiment=", "sweep.audio_snr=orig",
+                                                      "sweep.visual_snr=orig"])
     run_sweep(config, tmp_path / "tiny", data_dir, progress=False)
     records = [json.loads(l) for l in (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()]
     first, last = records[0], records[-1]

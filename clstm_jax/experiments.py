@@ -1,0 +1,63 @@
+"""The paper's experimental design in one place: training points, grids, and each experiment's model list.
+
+Every SNR list of the study lives here. `sweeps/*.toml` name an experiment
+(`sweep.experiment`) instead of writing its SNRs, and the study, the report
+and the claims read the same constants. SNRs are linear power ratios;
+`ORIG` (inf) is the clean input.
+"""
+
+from __future__ import annotations
+
+from clstm_jax.config import Config, ModelSpec, expand
+from clstm_jax.data.features import ORIG
+
+FUSIONS = ("initial", "second", "fc")
+LATE = ("second", "fc")
+FUSION_POINT = (0.5, 0.25)  # (audio, visual) training SNRs of the fusion comparison: 4.3, Fig. 3 (chosen in 4.5)
+APPENDIX = {9: (1.0, 0.5), 10: (2.0, 0.25), 11: (1.0, 0.25), 12: (1.0, 0.125)}  # A.3: Fig. number -> (audio, visual)
+GRID_AUDIO = (0.25, 0.5, 1.0, 2.0)  # 4.4, Fig. 4 rows, top to bottom
+GRID_VISUAL = (1.0, 0.5, 0.25, 0.125)  # Fig. 4 columns, left to right
+UNIMODAL = {"visual": (ORIG, 1.0, 0.5, 0.25, 0.125), "audio": (ORIG, 2.0, 1.0, 0.5, 0.25)}  # 4.5, Figs. 5 and 6
+
+
+def unimodal_pair(modalities: str, snr: float) -> tuple[float, float]:
+    """The (audio, visual) training SNRs of a unimodal model: its modality at snr, the zeroed one at orig."""
+    return (ORIG, snr) if modalities == "visual" else (snr, ORIG)
+
+
+def fusion_models(points, seeds) -> list[ModelSpec]:
+    return [ModelSpec(f, "both", a, v, s) for a, v in points for f in FUSIONS for s in seeds]
+
+
+def grid_models(seed: int) -> list[ModelSpec]:
+    return [ModelSpec("initial", "both", a, v, seed) for a in GRID_AUDIO for v in GRID_VISUAL]
+
+
+def unimodal_models(modalities: str, seed: int) -> list[ModelSpec]:
+    return [ModelSpec("initial", modalities, *unimodal_pair(modalities, snr), seed) for snr in UNIMODAL[modalities]]
+
+
+def study_models(config: Config) -> list[ModelSpec]:
+    """Every experiment, deduplicated, in a fixed order: the fusion comparison with `study.seeds` seeds;
+    the appendix pairs, the grid and the unimodal models with the first seed."""
+    seeds = config.study.seeds
+    specs = fusion_models([FUSION_POINT], seeds) + fusion_models(APPENDIX.values(), seeds[:1]) + grid_models(seeds[0])
+    specs += unimodal_models("visual", seeds[0]) + unimodal_models("audio", seeds[0])
+    return list(dict.fromkeys(specs))
+
+
+# name -> the models of that experiment; `sweep.seeds` gives their seeds (the study uses `study.seeds`)
+EXPERIMENTS = {
+    "fusion": lambda c: fusion_models([FUSION_POINT], c.sweep.seeds),
+    "appendix_fusion": lambda c: fusion_models(APPENDIX.values(), c.sweep.seeds),
+    "snr_grid": lambda c: [m for s in c.sweep.seeds for m in grid_models(s)],
+    "unimodal_visual": lambda c: [m for s in c.sweep.seeds for m in unimodal_models("visual", s)],
+    "unimodal_audio": lambda c: [m for s in c.sweep.seeds for m in unimodal_models("audio", s)],
+    "study": study_models,
+}
+
+
+def sweep_models(config: Config) -> list[ModelSpec]:
+    """The models of a sweep: the named experiment's, else the product of the sweep axes."""
+    name = config.sweep.experiment
+    return EXPERIMENTS[name](config) if name else expand(config.sweep)

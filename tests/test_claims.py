@@ -1,0 +1,208 @@
+"""Every claim reaches each of its verdicts on synthetic outcomes; the family correction; the paper's words."""
+
+import re
+
+import numpy as np
+import pytest
+
+from clstm_jax.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Evidence, judge
+from clstm_jax.config import load_config
+from clstm_jax.evaluate import Evaluation
+from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
+from clstm_jax.report import Study
+from conftest import ROOT
+
+SNRS = np.array([np.inf, 16, 8, 4, 2, 1, 0.5, 0.25, 0.125, 0.0625], np.float32)
+
+
+class Synthetic:
+    """A study of the real model list whose outcomes a test writes by hand; every model starts as the same
+    random outcomes (identical models)."""
+
+    def __init__(self, examples=96, seeds=(0, 1, 2), seed=0, flat=False):
+        config = load_config(ROOT / "sweeps" / "study.toml", ["preset=tiny", f"study.seeds={list(seeds)}"])
+        self.specs = study_models(config)
+        self.rng = np.random.default_rng(seed)
+        same = self.rng.random((1 if flat else 10, 1 if flat else 10, examples)) < 0.6  # flat: alike at every point
+        correct = np.broadcast_to(same, (len(self.specs), 10, 10, examples)).copy()
+        self.evaluation = Evaluation(tuple(s.name for s in self.specs), SNRS, SNRS, correct, np.zeros(examples, int),
+                                     "subset", 1)
+        swap = self.rng.random((len(seeds), examples)) < 0.6
+        self.study = Study(self.evaluation, self.specs, (swap, swap.copy()))
+
+    def models(self, fusion, modalities, a, v):
+        return self.study.groups[(fusion, modalities, a, v)]
+
+    def set(self, fusion, modalities, a, v, value, where=(Ellipsis,)):
+        """Outcomes of a configuration (every seed): True, False, or "random" (a fresh draw), at `where`."""
+        for m in self.models(fusion, modalities, a, v):
+            block = self.evaluation.correct[m]
+            block[where] = self.rng.random(block[where].shape) < 0.5 if value == "random" else value
+
+    def verdict(self, claim_id, margin=2.0):
+        return CLAIMS[claim_id].judge(self.study, margin).verdict
+
+
+def fusion_point(s: Synthetic, initial):
+    """Initial fusion at the fusion point set to `initial`, the late models random."""
+    for late in LATE:
+        s.set(late, "both", *FUSION_POINT, "random")
+    s.set("initial", "both", *FUSION_POINT, initial)
+
+
+@pytest.mark.parametrize("claim_id", ["4.3-training-point", "4.3-majority", "4.3-second-except-low-audio"])
+def test_fusion_claims_reach_every_verdict(claim_id):
+    for initial, expected in ((True, HOLDS), (False, FAILS)):
+        s = Synthetic()
+        fusion_point(s, initial)
+        assert s.verdict(claim_id) == expected, (initial, expected)
+    if claim_id != "4.3-majority":  # identical models tie everywhere: no majority (next test)
+        assert Synthetic().verdict(claim_id) == INCONCLUSIVE
+
+
+def test_second_fusion_may_lead_below_the_training_audio_snr():
+    s = Synthetic()
+    s.set("initial", "both", *FUSION_POINT, True)
+    s.set("second", "both", *FUSION_POINT, "random")
+    low_audio = (SNRS < FUSION_POINT[0],)  # rows: test audio SNRs
+    s.set("initial", "both", *FUSION_POINT, False, low_audio)
+    s.set("second", "both", *FUSION_POINT, True, low_audio)
+    assert s.verdict("4.3-second-except-low-audio") == HOLDS
+    s.set("second", "both", *FUSION_POINT, True, (SNRS == 1,))  # and now at an easier audio SNR too
+    s.set("initial", "both", *FUSION_POINT, False, (SNRS == 1,))
+    assert s.verdict("4.3-second-except-low-audio") == FAILS
+
+
+def test_majority_is_strict_ties_count_against():
+    s = Synthetic()  # identical models: every point tied
+    assert s.verdict("4.3-majority") == FAILS
+    rows = np.arange(10)[:, None] * np.ones(10, int)
+    s.set("initial", "both", *FUSION_POINT, True, (rows < 6,))  # initial ahead at 60 points, tied at 40
+    assert s.verdict("4.3-majority") == HOLDS
+    s.set("initial", "both", *FUSION_POINT, False, (rows == 5,))  # 50 ahead, 10 behind, 40 tied: no strict majority
+    assert s.verdict("4.3-majority") == FAILS
+    # 48 points clearly ahead, 48 clearly behind, 4 ahead by one example each: the share is 52%, but uncertain
+    s = Synthetic()
+    ahead, behind = rows < 5, rows >= 5
+    ahead[0, :2] = behind[9, :2] = False
+    s.set("initial", "both", *FUSION_POINT, True, (ahead,))
+    s.set("initial", "both", *FUSION_POINT, False, (behind,))
+    for late in LATE:
+        s.set(late, "both", *FUSION_POINT, True, (behind,))
+    for i, j in ((0, 0), (0, 1), (9, 0), (9, 1)):
+        m = s.models("initial", "both", *FUSION_POINT)[0]
+        s.evaluation.correct[m, i, j, np.flatnonzero(~s.evaluation.correct[m, i, j])[0]] = True
+    assert s.verdict("4.3-majority") == INCONCLUSIVE
+
+
+def test_margin_claims_reach_every_verdict():
+    # fc-never-worse: equal models on many examples: intervals exclude a 2-point loss
+    big = Synthetic(examples=2000, flat=True)
+    assert big.verdict("4.3-fc-never-worse") == HOLDS
+    assert big.verdict("4.4-easier-points") == HOLDS
+    # a loss of 1.9 points at one point: measured precisely, but its bound crosses -2: neither verdict
+    i, j = 4, 4
+    initial = big.models("initial", "both", *FUSION_POINT)
+    right = np.flatnonzero(big.evaluation.correct[initial[0], i, j])[:38]  # 38 x 3 seeds = 1.9% of 6000 units
+    for m in initial:
+        big.evaluation.correct[m, i, j, right] = False
+    assert big.verdict("4.3-fc-never-worse") == INCONCLUSIVE
+    for m in big.models("initial", "both", 2.0, 1.0):  # the same at one easier point of a quadrant model
+        big.evaluation.correct[m, 0, 0, np.flatnonzero(big.evaluation.correct[m, 0, 0])[:38]] = False
+    assert big.verdict("4.4-easier-points") == INCONCLUSIVE
+    small = Synthetic(examples=20, seeds=(0,), flat=True)  # equal models, too few examples to exclude a 2-point loss
+    assert small.verdict("4.3-fc-never-worse") == UNTESTABLE
+    assert small.verdict("4.4-easier-points") == UNTESTABLE
+    assert small.verdict("4.3-fc-never-worse", margin=50) == HOLDS  # the margin is the config's
+    worse = Synthetic()
+    worse.set("initial", "both", *FUSION_POINT, False, (slice(0, 2),))
+    worse.set("fc", "both", *FUSION_POINT, True, (slice(0, 2),))
+    assert worse.verdict("4.3-fc-never-worse") == FAILS
+    worse.set("initial", "both", 1.0, 0.5, True, (5, 6))  # training point right, an easier point wrong
+    worse.set("initial", "both", 1.0, 0.5, False, (0, 0))
+    assert worse.verdict("4.4-easier-points") == FAILS
+
+
+def test_appendix_claim_is_judged_on_each_figures_region():
+    s = Synthetic()
+    for number, (a, v) in APPENDIX.items():
+        s.set("fc", "both", a, v, "random")
+        s.set("initial", "both", a, v, True)
+        if number != 9:  # Figs. 10-12 claim nothing at test audio <= 1: fc may lead there
+            s.set("initial", "both", a, v, False, (SNRS <= 1,))
+            s.set("fc", "both", a, v, True, (SNRS <= 1,))
+    assert s.verdict("A.3-appendix-fc") == HOLDS
+    s.set("initial", "both", *APPENDIX[9], False, (SNRS <= 1,))  # Fig. 9's region is the whole grid
+    s.set("fc", "both", *APPENDIX[9], True, (SNRS <= 1,))
+    assert s.verdict("A.3-appendix-fc") == FAILS
+    assert Synthetic().verdict("A.3-appendix-fc") == INCONCLUSIVE
+
+
+def test_dependence_claims_reach_every_verdict():
+    """Outcomes that vary with the test visual SNR only: vision dependence holds, audio dependence fails;
+    varying with the audio SNR only, the reverse; identical random outcomes: neither."""
+    for driven, visual_verdict, audio_verdict in (("visual", HOLDS, FAILS), ("audio", FAILS, HOLDS)):
+        s = Synthetic()
+        for a in GRID_AUDIO:
+            for v in GRID_VISUAL:
+                s.set("initial", "both", a, v, True)
+                s.set("initial", "both", a, v, False, (slice(None), slice(5, None)) if driven == "visual" else (slice(5, None),))
+        assert (s.verdict("4.4-visual-dependence"), s.verdict("4.4-audio-dependence")) == (visual_verdict, audio_verdict)
+    s = Synthetic()
+    assert (s.verdict("4.4-visual-dependence"), s.verdict("4.4-audio-dependence")) == (INCONCLUSIVE, INCONCLUSIVE)
+
+
+def test_unimodal_claims_reach_every_verdict():
+    for clean_trained, verdict in ((True, HOLDS), (False, FAILS)):
+        s = Synthetic()
+        for modalities, snrs in (("visual", (np.inf, 0.125)), ("audio", (np.inf, 0.25))):
+            pairs = [(np.inf, x) if modalities == "visual" else (x, np.inf) for x in snrs]
+            s.set("initial", modalities, *pairs[0], clean_trained)
+            s.set("initial", modalities, *pairs[1], not clean_trained)
+        assert s.verdict("4.5-unimodal-noise-cost") == verdict
+    assert Synthetic().verdict("4.5-unimodal-noise-cost") == INCONCLUSIVE
+    # one modality's model loses everything to noisy training, the other's nothing: is the audio loss larger?
+    for audio_loses, verdict in ((True, HOLDS), (False, FAILS)):
+        s = Synthetic()
+        for modalities, noisiest in (("audio", (0.25, np.inf)), ("visual", (np.inf, 0.125))):
+            s.set("initial", modalities, np.inf, np.inf, True)
+            s.set("initial", modalities, *noisiest, not audio_loses if modalities == "audio" else audio_loses)
+        assert s.verdict("4.5-audio-cost-larger") == verdict
+    assert Synthetic().verdict("4.5-audio-cost-larger") == INCONCLUSIVE
+
+
+def test_both_contribute_and_audio_arrives_reach_every_verdict():
+    for multi, verdict in ((True, HOLDS), (False, FAILS)):
+        s = Synthetic()
+        s.set("initial", "visual", np.inf, FUSION_POINT[1], "random")
+        s.set("initial", "audio", FUSION_POINT[0], np.inf, "random")
+        s.set("initial", "both", *FUSION_POINT, multi)
+        assert s.verdict("4.5-both-contribute") == verdict
+    assert Synthetic().verdict("4.5-both-contribute") == INCONCLUSIVE
+    s = Synthetic()
+    matched, mismatched = s.study.audio_swap
+    assert s.verdict("4.6-audio-arrives") == INCONCLUSIVE
+    matched[:], mismatched[:] = True, s.rng.random(mismatched.shape) < 0.3
+    assert s.verdict("4.6-audio-arrives") == HOLDS
+    matched[:], mismatched[:] = False, True
+    assert s.verdict("4.6-audio-arrives") == FAILS
+
+
+def test_the_correction_across_claims_can_turn_a_verdict(monkeypatch):
+    registry = {}
+    for k, p in enumerate((0.01, 0.03, 0.04)):
+        evidence = Evidence("m", "t", HOLDS, p, "u", 0.1)
+        registry[f"c{k}"] = type(CLAIMS["4.6-audio-arrives"])(f"c{k}", "x", "s", "r", lambda study, margin, e=evidence: e)
+    monkeypatch.setattr("clstm_jax.claims.CLAIMS", registry)
+    judged = judge(None)
+    # Holm: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; max(0.06, 0.04) = 0.06
+    assert [j.p_family for j in judged] == pytest.approx([0.03, 0.06, 0.06])
+    assert [j.verdict for j in judged] == [HOLDS, INCONCLUSIVE, INCONCLUSIVE]
+
+
+def test_every_claim_quotes_the_paper(data_dir):
+    paper = (data_dir.parent / "paper" / "early-fusion-paper.md").read_text()
+    text = re.sub(r"\s+", " ", paper)
+    for claim in CLAIMS.values():
+        assert claim.sentence in text, claim.id
+        assert re.fullmatch(r"(4\.[3-6]|A\.3)-[a-z0-9-]+", claim.id) and claim.id.startswith(claim.section)
