@@ -134,16 +134,13 @@ def main() -> None:
     parser.add_argument("--conv", default="auto", help="model.conv of the project")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per cell and round, each side")
-    parser.add_argument("--max-cells", type=float, default=float("inf"),
-                        help="skip cells whose C^2 x T x M exceeds this (they take minutes per step)")
     args = parser.parse_args()
     if not Path(args.torch_python).exists():
         parser.error(f"--torch-python {args.torch_python}: no such file; set up the peer's venv (see --help)")
     if not args.peer.is_file():
         parser.error(f"--peer {args.peer}: no such file; expected ../shared/peers/torch_clstm.py")
 
-    cells = [c for c in itertools.product(args.channels, args.frames, args.models, args.modes)
-             if c[0] ** 2 * c[1] * c[2] <= args.max_cells]
+    cells = list(itertools.product(args.channels, args.frames, args.models, args.modes))
     programs = {}
     for cell in cells:
         started = time.perf_counter()
