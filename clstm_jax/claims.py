@@ -22,11 +22,13 @@ import numpy as np
 
 from clstm_jax.config import snr_label
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, LATE
+from clstm_jax.inspection import SCENARIOS
 from clstm_jax.report import Study, unimodal_curves
 from clstm_jax.stats import ALPHA, bootstrap_means, detectable, holm, paired_difference, paired_test, z_quantile
 
 HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = "holds", "does not hold", "inconclusive", "not testable at this power"
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE)
+UNUSED = "not testable at this size"  # followed by ": <modality> unused" (the precondition, `modality_check`)
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED)
 
 
 @dataclass(frozen=True)
@@ -46,36 +48,68 @@ class Claim:
     sentence: str  # the paper's words
     region: str
     judge: Callable[[Study, float], Evidence]  # (study, margin in accuracy points) -> Evidence
+    fusion: bool  # a claim about fusion or a modality's contribution: judged only if both modalities are used
 
 
 @dataclass(frozen=True)
 class Judged:
     claim: Claim
     evidence: Evidence
-    p_family: float  # Holm-adjusted over every judged claim
+    p_family: float  # Holm-adjusted over every judged claim (nan for a claim not judged)
     verdict: str  # the evidence's verdict; holds / does not hold fall to inconclusive if p_family >= 5%
 
 
 CLAIMS: dict[str, Claim] = {}
 
 
-def claim(id: str, section: str, sentence: str, region: str):
+def claim(id: str, section: str, sentence: str, region: str, fusion: bool = True):
     def register(fn):
         if id in CLAIMS:
             raise ValueError(f"claim id {id!r} registered twice")
-        CLAIMS[id] = Claim(id, section, sentence, region, fn)
+        CLAIMS[id] = Claim(id, section, sentence, region, fn, fusion)
         return fn
     return register
 
 
 def judge(study: Study, margin: float = 2.0, ids=None) -> list[Judged]:
-    """Every claim (or those of `ids`), then Holm across them: a verdict of holds or does not hold stands
-    only if its family-adjusted p-value is below 5%."""
+    """Every claim (or those of `ids`), then Holm across the judged ones: a verdict of holds or does not
+    hold stands only if its family-adjusted p-value is below 5%. Fusion claims are judged only when
+    `modality_check` finds both modalities used; otherwise they read "not testable at this size"."""
     claims = [CLAIMS[i] for i in (ids or CLAIMS)]
-    evidence = [c.judge(study, margin) for c in claims]
-    adjusted = holm(np.array([e.p for e in evidence])) if evidence else []
+    check = modality_check(study) if any(c.fusion for c in claims) else None
+    evidence = [check if c.fusion and check.verdict != HOLDS else c.judge(study, margin) for c in claims]
+    judged = [k for k, e in enumerate(evidence) if not e.verdict.startswith(UNUSED)]
+    adjusted = np.full(len(claims), np.nan)
+    if judged:
+        adjusted[judged] = holm(np.array([evidence[k].p for k in judged]))
     return [Judged(c, e, float(p), e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE)
             for c, e, p in zip(claims, evidence, adjusted)]
+
+
+def modality_check(study: Study) -> Evidence:
+    """The precondition of every fusion claim (SPEC 8b): at the fusion training point, replacing the recording
+    with another digit's, and the image with another digit's, each costs the main initial-fusion model a
+    significant drop (McNemar over seeds x examples, each at 5%). Verdict holds, or "not testable at this
+    size: <modality> unused"."""
+    use = study.modality_use
+    if use is None:
+        return Evidence("modality use was not measured", "precondition", f"{UNUSED}: modality use not measured",
+                        float("nan"), "", float("nan"))
+    models = study.groups[("initial", "both", *FUSION_POINT)]
+    matched = np.stack([use.of(m, "training", "matched") for m in models])
+    parts, unused, ses = [f"initial fusion at its training point: {100 * matched.mean():.1f}%"], [], []
+    for modality in ("audio", "image"):
+        swapped = np.stack([use.of(m, "training", f"{modality} mismatched") for m in models])
+        r = paired_difference(matched, swapped, axes=(0, 1))
+        ses.append(float(r["se"]))
+        parts.append(f"with the {modality} of another digit {100 * swapped.mean():.1f}% (drop "
+                     f"{pts(float(r['difference']))} points, p = {float(r['p']):.3g})")
+        if not (r["difference"] > 0 and r["p"] < ALPHA):
+            unused.append(modality)
+    verdict = f"{UNUSED}: {' and '.join(unused)} unused" if unused else HOLDS
+    return Evidence("; ".join(parts), "precondition (SPEC 8b): mismatching each modality must cost the initial-fusion "
+                    "model a significant drop (McNemar, 5%); only then are the fusion claims judged", verdict,
+                    float("nan"), units_text(*matched.shape), float(detectable(max(ses))))
 
 
 # --- shared pieces -------------------------------------------------------------------------------------------
@@ -310,7 +344,7 @@ def audio_dependence(study: Study, margin: float) -> Evidence:
        "of the combinations of audio and visual SNRs that are larger in value than the audio-visual SNR that the "
        "model was trained on.",
        "the 4 models trained at audio 2 or 1 and visual 1 or 0.5: every test point at or above both training SNRs, "
-       "against the training point")
+       "against the training point", fusion=False)
 def easier_points(study: Study, margin: float) -> Evidence:
     audio, visual = (x.astype(np.float64) for x in (study.evaluation.audio_snrs, study.evaluation.visual_snrs))
     differences, ses, ps, count, worst = [], [], [], 0, []
@@ -347,7 +381,8 @@ def clean_input_drops(study: Study) -> dict[str, tuple[list[float], list[np.ndar
 @claim("4.5-unimodal-noise-cost", "4.5",
        "As expected, the unimodal models perform relatively well at the SNR that they are trained at or higher, "
        "although as the training SNR decreases, the models perform worse overall, and the performance on higher SNR "
-       "data decreases.", "clean test input (orig): the orig-trained against the noisiest-trained model, per modality")
+       "data decreases.", "clean test input (orig): the orig-trained against the noisiest-trained model, per modality",
+       fusion=False)
 def unimodal_noise_cost(study: Study, margin: float) -> Evidence:
     parts, results, ses = [], [], []
     for modalities, (snrs, clean) in clean_input_drops(study).items():
@@ -363,7 +398,8 @@ def unimodal_noise_cost(study: Study, margin: float) -> Evidence:
 
 
 @claim("4.5-audio-cost-larger", "4.5", "This effect is particularly noticeable in the audio only model, figure 6.",
-       "clean test input: the audio-only drop (orig-trained minus noisiest-trained) against the visual-only drop")
+       "clean test input: the audio-only drop (orig-trained minus noisiest-trained) against the visual-only drop",
+       fusion=False)
 def audio_cost_larger(study: Study, margin: float) -> Evidence:
     drops = {m: c[0].astype(np.float64) - c[-1] for m, (_, c) in clean_input_drops(study).items()}
     t = paired_test(drops["audio"] - drops["visual"])  # paired by test example
@@ -399,7 +435,7 @@ def both_contribute(study: Study, margin: float) -> Evidence:
 
 # --- 4.6: model inspection ------------------------------------------------------------------------------------
 
-ARRIVAL_SCENARIO = (1.0, 0.25)  # Fig. 7's "audio above visual" (audio, visual) test SNRs
+ARRIVAL_SCENARIO = next((a, v) for title, a, v in SCENARIOS if title == "audio above visual")  # Fig. 7: (1, 0.25)
 
 
 @claim("4.6-audio-arrives", "4.6",

@@ -116,18 +116,26 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clstm_jax import modality_use
     from clstm_jax.evaluate import EVAL_DIR, evaluate_run
+    from clstm_jax.run import load_run
 
     result = evaluate_run(args.run_dir, examples=args.examples, full=args.full, data_dir=args.data_dir,
                           progress=not args.quiet)
+    run = load_run(args.run_dir)
+    modality_use.measure(run, args.data_dir).save(Path(args.run_dir) / EVAL_DIR, run.specs)
     out = f"{args.run_dir}/{EVAL_DIR}"
+    files = [f"{out}/{name}" for name in ("accuracy.npz", "accuracy.csv", "modality_use.npz", "modality_use.csv")]
     if args.json:
         print(json.dumps({"models": list(result.names), "examples": result.examples, "mode": result.mode,
                           "mean_accuracy": dict(zip(result.names, result.accuracy.mean(axis=(1, 2)).tolist())),
-                          "files": [f"{out}/accuracy.npz", f"{out}/accuracy.csv"]}))
+                          "files": files}))
         return 0
     print(f"{len(result.names)} models x {len(result.audio_snrs)}x{len(result.visual_snrs)} test SNRs on "
-          f"{result.examples} test pairs ({result.mode}) -> {out}/accuracy.npz, {out}/accuracy.csv")
+          f"{result.examples} test pairs ({result.mode}), and each model with one input of another digit or "
+          f"zeroed (modality use) -> {', '.join(files)}")
     for name, mean in zip(result.names, result.accuracy.mean(axis=(1, 2))):
         print(f"  {mean:6.1%} mean over the grid  {name}")
     return 0

@@ -30,12 +30,15 @@ class Study:
 
     audio_swap: (matched, mismatched), bool (seeds, examples): the final-step outcomes of the main
     initial-fusion model(s) with each example's own recording and with another digit's (claim 4.6).
+    modality_use: every model with each input swapped or zeroed (the precondition of the fusion claims).
     """
 
-    def __init__(self, evaluation: Evaluation, specs, audio_swap: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(self, evaluation: Evaluation, specs, audio_swap: tuple[np.ndarray, np.ndarray] | None = None,
+                 modality_use=None):
         self.evaluation = evaluation
         self.specs = specs
         self.audio_swap = audio_swap
+        self.modality_use = modality_use  # clstm_jax.modality_use.ModalityUse of the same models, or None
         self.groups: dict[tuple, list[int]] = defaultdict(list)
         for i, spec in enumerate(specs):
             self.groups[(spec.fusion, spec.modalities, spec.audio_snr, spec.visual_snr)].append(i)
@@ -71,8 +74,10 @@ class Study:
 
     @classmethod
     def of(cls, run: Run) -> "Study":
-        """The stored evaluation of a run, grouped."""
-        return cls(load_evaluation(run.path), run.specs)
+        """The stored evaluation of a run (and its modality-use measurement, if any), grouped."""
+        from clstm_jax.modality_use import load_modality_use
+
+        return cls(load_evaluation(run.path), run.specs, modality_use=load_modality_use(run.path))
 
 
 def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annotate=True, ylabel=True):
@@ -200,6 +205,33 @@ def draw_unimodal(study: Study, modalities: str, number: int, out: Path) -> None
     write_csv(out.with_suffix(".csv"), rows)
 
 
+def draw_modality_use(study: Study, out: Path) -> None:
+    """Every model's accuracy with each input swapped for another digit's or zeroed, at its training point and
+    at the clean corner: one row per model, one column per (point, condition)."""
+    import matplotlib.pyplot as plt
+
+    from clstm_jax.modality_use import CONDITIONS, POINTS
+
+    use = study.modality_use
+    accuracy = use.accuracy.reshape(len(use.names), -1)  # (models, points x conditions)
+    columns = [f"{point}: {condition}" for point in POINTS for condition in CONDITIONS]
+    labels = [f"{s.fusion} {s.modalities} a={snr_label(s.audio_snr)} v={snr_label(s.visual_snr)} s={s.seed}"
+              for s in study.specs]
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(labels) + 2.2), layout="constrained")
+    image = ax.imshow(accuracy, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    for (i, j), value in np.ndenumerate(accuracy):
+        ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=5,
+                color="white" if value < 0.45 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.5, label="test accuracy")
+    ax.set_title(f"Modality use: accuracy with one input of another digit, or zeroed ({use.correct.shape[-1]} test "
+                 "pairs; training point = the model's own training SNRs, clean = orig / orig)", fontsize=8)
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    write_csv(out.with_suffix(".csv"), [{"model": n, **dict(zip(columns, row))} for n, row in zip(use.names, accuracy)])
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -232,6 +264,11 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None) -> list[str
             lines.append(f"fig{number}: {modalities}-only models")
         else:
             lines.append(f"fig{number}: skipped (no {modalities}-only models)")
+    if study.modality_use is not None:
+        draw_modality_use(study, out / "modality_use")
+        lines.append("modality_use: every model with one input of another digit, or zeroed")
+    else:
+        lines.append("modality_use: skipped (not measured: `clstm-jax study` measures it)")
     main = study.groups.get(("initial", "both", *FUSION_POINT), [0])
     name = run.names[main[0]]
     probs, labels = step_probabilities(run, run.model(name), [0], data_dir)

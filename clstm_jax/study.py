@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from clstm_jax.claims import ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Judged, judge
+from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Judged, judge,
+                              modality_check)
+from clstm_jax.config import snr_label
 from clstm_jax.config import Config
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation, other_digit
 from clstm_jax.experiments import FUSION_POINT, study_models
+from clstm_jax.modality_use import CONDITIONS, POINTS, load_modality_use
+from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report
 from clstm_jax.run import Run, load_run
 from clstm_jax.sweep import run_sweep
@@ -41,7 +45,12 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         log("study: evaluating every model on the test-SNR grid")
         evaluation = evaluate(run, data_dir=data_dir, progress=progress)
         evaluation.save(run_dir / EVAL_DIR, run.specs)
-    study = Study(evaluation, run.specs)
+    use = load_modality_use(run_dir)
+    if use is None or use.step != evaluation.step:
+        log("study: measuring modality use (each input swapped for another digit's, or zeroed)")
+        use = measure_modality_use(run, data_dir)
+        use.save(run_dir / EVAL_DIR, run.specs)
+    study = Study(evaluation, run.specs, modality_use=use)
     for line in draw_report(run, study, data_dir):
         log(f"study: report {line}")
     study.audio_swap = audio_swap_outcomes(study, run, data_dir)
@@ -69,7 +78,8 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     evaluation = study.evaluation
     seeds = len(study.groups[("initial", "both", *FUSION_POINT)])
     floor = 2 * 0.5 ** (evaluation.examples * seeds)
-    counts = {v: sum(j.verdict == v for j in judged) for v in (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE)}
+    counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED)}
+    check = modality_check(study)
     lines = [
         f"# Study results ({config.preset or 'custom'} preset)", "",
         f"{len(study.specs)} models, {config.train.steps} training steps of {config.train.batch_size} pairs each; "
@@ -91,6 +101,10 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
         f"\"detectable\" is the difference the deciding test finds with 80% power. With {evaluation.examples} "
         f"examples x {seeds} seed(s), no paired test can give p below 2 x 0.5^{evaluation.examples * seeds} = "
         f"{floor:.2g}.", "",
+        f"**Both modalities at work?** {check.measured}: "
+        + ("both are used, so the fusion claims are judged." if check.verdict == HOLDS else
+           f"**{check.verdict}**, so the fusion claims are not judged (SPEC 8b).") + " Per model: "
+        "[Modality use](#modality-use).", "",
         f"Verdicts: {', '.join(f'{n} {v}' for v, n in counts.items())}.", "",
         "| id | section | the paper says | judged on | measured | test | units | detectable (80% power) | p | "
         "p, Holm across claims | verdict |",
@@ -99,11 +113,23 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     for j in judged:
         c, e = j.claim, j.evidence
         note = "" if j.verdict == e.verdict else f" ({e.verdict} before the correction across claims)"
-        lines.append(f"| `{c.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} | "
-                     f"{100 * e.detectable:.1f} points | {e.p:.3g} | {j.p_family:.3g} | **{j.verdict}**{note} |")
+        numbers = "| - | - | -" if np.isnan(e.p) else f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {j.p_family:.3g}"
+        lines.append(f"| `{c.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
+                     f"{numbers} | **{j.verdict}**{note} |")
+    if study.modality_use is not None:
+        use = study.modality_use
+        lines += ["", "## Modality use", "",
+                  f"Accuracy (%) on the {use.correct.shape[-1]} shared test pairs with one input replaced by that of "
+                  "another digit (mismatched) or zeroed, at each model's training SNRs and at the clean corner "
+                  "(`eval/modality_use.csv`, `report/modality_use.png`).", "",
+                  "| model | " + " | ".join(f"{p}: {c}" for p in POINTS for c in CONDITIONS) + " |",
+                  "|---|" + "---|" * (len(POINTS) * len(CONDITIONS))]
+        for spec, row in zip(study.specs, use.accuracy.reshape(len(use.names), -1)):
+            lines.append(f"| {spec.fusion} {spec.modalities} a={snr_label(spec.audio_snr)} v={snr_label(spec.visual_snr)} "
+                         f"seed={spec.seed} | " + " | ".join(f"{100 * x:.1f}" for x in row) + " |")
     lines += ["", "## Figures", ""]
-    for number in (3, 4, 5, 6, 7, 9, 10, 11, 12):
-        if (run_dir / "report" / f"fig{number}.png").exists():
-            lines.append(f"![Fig. {number}](report/fig{number}.png)")
+    for name in [f"fig{number}" for number in (3, 4, 5, 6, 7, 9, 10, 11, 12)] + ["modality_use"]:
+        if (run_dir / "report" / f"{name}.png").exists():
+            lines.append(f"![{name}](report/{name}.png)")
             lines.append("")
     return "\n".join(lines) + "\n"

@@ -5,10 +5,11 @@ import re
 import numpy as np
 import pytest
 
-from clstm_jax.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Evidence, judge
+from clstm_jax.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Evidence, judge, modality_check
 from clstm_jax.config import load_config
 from clstm_jax.evaluate import Evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
+from clstm_jax.modality_use import CONDITIONS, ModalityUse
 from clstm_jax.report import Study
 from conftest import ROOT
 
@@ -192,7 +193,8 @@ def test_the_correction_across_claims_can_turn_a_verdict(monkeypatch):
     registry = {}
     for k, p in enumerate((0.01, 0.03, 0.04)):
         evidence = Evidence("m", "t", HOLDS, p, "u", 0.1)
-        registry[f"c{k}"] = type(CLAIMS["4.6-audio-arrives"])(f"c{k}", "x", "s", "r", lambda study, margin, e=evidence: e)
+        registry[f"c{k}"] = type(CLAIMS["4.6-audio-arrives"])(f"c{k}", "x", "s", "r", lambda study, margin, e=evidence: e,
+                                                              False)
     monkeypatch.setattr("clstm_jax.claims.CLAIMS", registry)
     judged = judge(None)
     # Holm: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; max(0.06, 0.04) = 0.06
@@ -206,3 +208,30 @@ def test_every_claim_quotes_the_paper(data_dir):
     for claim in CLAIMS.values():
         assert claim.sentence in text, claim.id
         assert re.fullmatch(r"(4\.[3-6]|A\.3)-[a-z0-9-]+", claim.id) and claim.id.startswith(claim.section)
+
+
+def test_fusion_claims_wait_for_both_modalities():
+    """The precondition on both sides: mismatching either input must cost the initial-fusion model a
+    significant drop at the fusion point, or every fusion claim reads "not testable at this size"."""
+    s = Synthetic()
+    fusion_point(s, True)  # initial fusion ahead: the fusion claims would hold
+    use = np.zeros((len(s.specs), 2, len(CONDITIONS), 96), bool)
+    use[:, :, 0] = True  # matched right, every swapped or zeroed input wrong: both modalities used
+    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(96, int), 1)
+    assert modality_check(s.study).verdict == HOLDS
+    judged = {j.claim.id: j for j in judge(s.study)}
+    assert judged["4.3-training-point"].verdict == HOLDS
+    use[:, :, CONDITIONS.index("audio mismatched")] = True  # another digit's recording changes nothing
+    assert modality_check(s.study).verdict == f"{UNUSED}: audio unused"
+    judged = {j.claim.id: j for j in judge(s.study)}
+    for claim_id, j in judged.items():
+        if CLAIMS[claim_id].fusion:
+            assert j.verdict == f"{UNUSED}: audio unused" and np.isnan(j.p_family), claim_id
+        else:
+            assert not j.verdict.startswith(UNUSED) and 0 <= j.p_family <= 1, claim_id
+    assert {"4.4-easier-points", "4.5-unimodal-noise-cost", "4.5-audio-cost-larger"} == {
+        c for c in CLAIMS if not CLAIMS[c].fusion}
+    use[:, :, CONDITIONS.index("image mismatched")] = True
+    assert modality_check(s.study).verdict == f"{UNUSED}: audio and image unused"
+    s.study.modality_use = None
+    assert modality_check(s.study).verdict.startswith(UNUSED)

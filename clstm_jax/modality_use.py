@@ -1,0 +1,113 @@
+"""Does a model use both inputs? Its accuracy with one input replaced by another digit's, or zeroed (SPEC 8b).
+
+Every model of a run is scored at two points, its own training SNRs and the
+clean corner (orig, orig), on the run's fixed evaluation subset with the
+evaluation's own noise (`evaluate.evaluation_inputs`), under five conditions:
+
+- matched: the example as it is;
+- audio mismatched: the recording replaced by that of `evaluate.other_digit`
+  (the next example of the subset with another label, noisy at the same SNR);
+- audio zeroed: the spectrogram exactly zero;
+- image mismatched, image zeroed: the same for the image.
+
+A model that uses a modality loses accuracy when that modality carries
+another digit. Stored as RUN/eval/modality_use.npz and .csv.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from clstm_jax.config import snr_label
+from clstm_jax.data.features import ORIG
+from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
+from clstm_jax.run import Run
+
+POINTS = ("training", "clean")
+CONDITIONS = ("matched", "audio mismatched", "audio zeroed", "image mismatched", "image zeroed")
+FILE = "modality_use.npz"
+
+
+@dataclass(frozen=True)
+class ModalityUse:
+    """correct: bool (models, points, conditions, examples); step: the evaluated checkpoint's training step."""
+
+    names: tuple[str, ...]
+    correct: np.ndarray
+    labels: np.ndarray
+    step: int
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.correct.mean(axis=-1)
+
+    def of(self, index: int, point: str, condition: str) -> np.ndarray:
+        """Outcomes of model `index` at a point under a condition, bool (examples,)."""
+        return self.correct[index, POINTS.index(point), CONDITIONS.index(condition)]
+
+    def save(self, directory: Path, specs) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "modality_use.tmp.npz"
+        np.savez(tmp, names=np.array(self.names), correct_bits=np.packbits(self.correct, axis=-1),
+                 examples=self.correct.shape[-1], labels=self.labels, step=self.step,
+                 points=np.array(POINTS), conditions=np.array(CONDITIONS))
+        tmp.replace(directory / FILE)
+        with open(directory / "modality_use.tmp.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["model", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed", "point",
+                             "test_audio_snr", "test_visual_snr", "condition", "correct", "examples", "accuracy"])
+            for m, spec in enumerate(specs):
+                for p, point in enumerate(POINTS):
+                    a, v = (spec.audio_snr, spec.visual_snr) if point == "training" else (ORIG, ORIG)
+                    for k, condition in enumerate(CONDITIONS):
+                        right = self.correct[m, p, k]
+                        writer.writerow([spec.name, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
+                                         snr_label(spec.visual_snr), spec.seed, point, snr_label(a), snr_label(v),
+                                         condition, int(right.sum()), right.size, f"{right.mean():.6f}"])
+        (directory / "modality_use.tmp.csv").replace(directory / "modality_use.csv")
+
+
+def load_modality_use(run_dir: str | Path) -> ModalityUse | None:
+    """The stored measurement, or None when there is none."""
+    path = Path(run_dir) / EVAL_DIR / FILE
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        correct = np.unpackbits(z["correct_bits"], axis=-1, count=int(z["examples"])).astype(bool)
+        return ModalityUse(tuple(z["names"].tolist()), correct, z["labels"], int(z["step"]))
+
+
+def condition_inputs(images: jnp.ndarray, spectrograms: jnp.ndarray, labels: np.ndarray) -> dict:
+    """condition -> (images, spectrograms): the examples with one input swapped for another digit's, or zeroed."""
+    other = other_digit(labels)
+    return {
+        "matched": (images, spectrograms),
+        "audio mismatched": (images, spectrograms[other]),
+        "audio zeroed": (images, jnp.zeros_like(spectrograms)),
+        "image mismatched": (images[other], spectrograms),
+        "image zeroed": (jnp.zeros_like(images), spectrograms),
+    }
+
+
+def measure(run: Run, data_dir: str | None = None) -> ModalityUse:
+    """Every model of the run at its training point and the clean corner, under every condition."""
+    points = {"training": {(s.audio_snr, s.visual_snr) for s in run.specs}, "clean": {(ORIG, ORIG)}}
+    correct, labels = None, None
+    models = [run.model(name) for name in run.names]
+    for p, point in enumerate(POINTS):
+        for a, v in sorted(points[point]):
+            images, spectrograms, labels = evaluation_inputs(run, a, v, None, data_dir)
+            inputs = condition_inputs(images, spectrograms, labels)
+            if correct is None:
+                correct = np.zeros((len(models), len(POINTS), len(CONDITIONS), len(labels)), bool)
+            for m, model in enumerate(models):
+                if point == "clean" or (model.spec.audio_snr, model.spec.visual_snr) == (a, v):
+                    for k, condition in enumerate(CONDITIONS):
+                        logits = model.logits(*inputs[condition])[:, -1]
+                        correct[m, p, k] = np.asarray(logits.argmax(-1)) == labels
+    return ModalityUse(tuple(run.names), correct, np.asarray(labels), run.step)
