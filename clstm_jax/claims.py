@@ -73,17 +73,20 @@ def claim(id: str, section: str, sentence: str, region: str, fusion: bool = True
 
 def judge(study: Study, margin: float = 2.0, ids=None) -> list[Judged]:
     """Every claim (or those of `ids`), then Holm across the judged ones: a verdict of holds or does not
-    hold stands only if its family-adjusted p-value is below 5%. Fusion claims are judged only when
-    `modality_check` finds both modalities used; otherwise they read "not testable at this size"."""
+    hold stands only if its family-adjusted p-value is below 5%. A fusion claim counts only when
+    `modality_check` finds both modalities used; otherwise its numbers are still reported, its verdict
+    reads "not testable at this size: <modality> unused" and it takes no part in the correction."""
     claims = [CLAIMS[i] for i in (ids or CLAIMS)]
     check = modality_check(study) if any(c.fusion for c in claims) else None
-    evidence = [check if c.fusion and check.verdict != HOLDS else c.judge(study, margin) for c in claims]
-    judged = [k for k, e in enumerate(evidence) if not e.verdict.startswith(UNUSED)]
+    evidence = [c.judge(study, margin) for c in claims]
+    blocked = [c.fusion and check.verdict != HOLDS for c in claims]
     adjusted = np.full(len(claims), np.nan)
+    judged = [k for k, b in enumerate(blocked) if not b]
     if judged:
         adjusted[judged] = holm(np.array([evidence[k].p for k in judged]))
-    return [Judged(c, e, float(p), e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE)
-            for c, e, p in zip(claims, evidence, adjusted)]
+    return [Judged(c, e, float(p), check.verdict if b else
+                   e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE)
+            for c, e, p, b in zip(claims, evidence, adjusted, blocked)]
 
 
 def modality_check(study: Study) -> Evidence:

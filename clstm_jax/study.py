@@ -112,10 +112,13 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     ]
     for j in judged:
         c, e = j.claim, j.evidence
-        note = "" if j.verdict == e.verdict else f" ({e.verdict} before the correction across claims)"
-        numbers = "| - | - | -" if np.isnan(e.p) else f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {j.p_family:.3g}"
+        if j.verdict.startswith(UNUSED):
+            note, family = f" (the test alone: {e.verdict})", "-"
+        else:
+            note = "" if j.verdict == e.verdict else f" ({e.verdict} before the correction across claims)"
+            family = f"{j.p_family:.3g}"
         lines.append(f"| `{c.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
-                     f"{numbers} | **{j.verdict}**{note} |")
+                     f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {family} | **{j.verdict}**{note} |")
     if study.modality_use is not None:
         use = study.modality_use
         lines += ["", "## Modality use", "",
