@@ -138,6 +138,13 @@ def favour_all(results: list[tuple[float, float]]) -> tuple[str, float]:
     return INCONCLUSIVE, float(adjusted.max())
 
 
+def favour_all_tests(tests: list) -> tuple[str, float, str, float]:
+    """`favour_all` over several `PairedTest`s: (verdict, p, units, the effect detectable after Holm over them)."""
+    verdict, p = favour_all([(t.mean, t.p) for t in tests])
+    return (verdict, p, units_text(tests[0].seeds, tests[0].examples),
+            float(detectable(max(t.se for t in tests), tests=len(tests))))
+
+
 def margin_verdict(difference, se, p, units: int, margin: float) -> tuple[str, float, float]:
     """Verdict of "A is always at least as good as B" over points (arrays of A minus B), within `margin` points.
 
@@ -282,21 +289,17 @@ def second_except_low_audio(study: Study, margin: float) -> Evidence:
        "than 1.", "Fig. 9 (audio 1 / visual 0.5): all 100 points, as its caption; Figs. 10-12 (audio 2 / visual 0.25, "
        "1 / 0.25, 1 / 0.125): test audio SNR > 1 (50 points), as theirs")
 def appendix_fc(study: Study, margin: float) -> Evidence:
-    parts, results, ses, shape = [], [], [], None
+    parts, tests = [], []
     for number, (a, v) in APPENDIX.items():
         initial = study.correct("initial", "both", a, v)
         mask = audio_mask(study, (lambda audio: audio > 0) if number == 9 else (lambda audio: audio > 1))
-        t = paired_test(region_difference(initial, study.correct("fc", "both", a, v), mask))
-        results.append((t.mean, t.p))
-        ses.append(t.se)
-        shape = (t.seeds, t.examples)
+        tests.append(t := paired_test(region_difference(initial, study.correct("fc", "both", a, v), mask)))
         parts.append(f"Fig. {number} (a {snr_label(a)} / v {snr_label(v)}, {int(mask.sum())} points): "
                      f"{pts(t.mean)} points (p = {t.p:.3g})")
-    verdict, p = favour_all(results)
     return Evidence("initial minus fc: " + "; ".join(parts),
                     "paired test on each unit's mean over its figure's region (sign-flip or cluster bootstrap), "
                     f"Holm over the {len(APPENDIX)} figures; holds needs all significantly positive",
-                    verdict, p, units_text(*shape), float(detectable(max(ses), tests=len(APPENDIX))))
+                    *favour_all_tests(tests))
 
 
 # --- 4.4: the 16-model grid -----------------------------------------------------------------------------------
@@ -305,23 +308,17 @@ def dependence(study: Study, models: list[tuple[float, float]], on: str) -> Evid
     """Per model: is the accuracy drop along the other modality larger than along `on`? Per unit:
     (cleanest minus noisiest test SNR of the other modality) minus (the same along `on`), the remaining
     modality at its training SNR."""
-    parts, results, ses, shape = [], [], [], None
+    parts, tests = [], []
     for a, v in models:
         correct = study.correct("initial", "both", a, v).astype(np.float64)
         i, j = study.grid_index(a, v)
         audio_drop, visual_drop = correct[:, 0, j] - correct[:, -1, j], correct[:, i, 0] - correct[:, i, -1]
-        d = visual_drop - audio_drop if on == "visual" else audio_drop - visual_drop
-        t = paired_test(d)
-        results.append((t.mean, t.p))
-        ses.append(t.se)
-        shape = (t.seeds, t.examples)
+        tests.append(t := paired_test(visual_drop - audio_drop if on == "visual" else audio_drop - visual_drop))
         parts.append(f"a {snr_label(a)}/v {snr_label(v)}: drop along audio {pts(audio_drop.mean())}, along visual "
                      f"{pts(visual_drop.mean())} (p = {t.p:.3g})")
-    verdict, p = favour_all(results)
     return Evidence("; ".join(parts),
                     f"paired test per model of the difference of drops over units, Holm over the {len(models)} models; "
-                    "holds needs every model on the claimed side", verdict, p, units_text(*shape),
-                    float(detectable(max(ses), tests=len(models))))
+                    "holds needs every model on the claimed side", *favour_all_tests(tests))
 
 
 @claim("4.4-visual-dependence", "4.4",
