@@ -20,13 +20,16 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
+from clstm_jax.model import apply
 from clstm_jax.run import Run
+from clstm_jax.sweep import over_models
 
 POINTS = ("training", "clean")
 CONDITIONS = ("matched", "audio mismatched", "audio zeroed", "image mismatched", "image zeroed")
@@ -95,19 +98,21 @@ def condition_inputs(images: jnp.ndarray, spectrograms: jnp.ndarray, labels: np.
 
 
 def measure(run: Run, data_dir: str | None = None) -> ModalityUse:
-    """Every model of the run at its training point and the clean corner, under every condition."""
-    points = {"training": {(s.audio_snr, s.visual_snr) for s in run.specs}, "clean": {(ORIG, ORIG)}}
-    correct, labels = None, None
-    models = [run.model(name) for name in run.names]
-    for p, point in enumerate(POINTS):
-        for a, v in sorted(points[point]):
-            images, spectrograms, labels = evaluation_inputs(run, a, v, None, data_dir)
-            inputs = condition_inputs(images, spectrograms, labels)
-            if correct is None:
-                correct = np.zeros((len(models), len(POINTS), len(CONDITIONS), len(labels)), bool)
-            for m, model in enumerate(models):
-                if point == "clean" or (model.spec.audio_snr, model.spec.visual_snr) == (a, v):
-                    for k, condition in enumerate(CONDITIONS):
-                        logits = model.logits(*inputs[condition])[:, -1]
-                        correct[m, p, k] = np.asarray(logits.argmax(-1)) == labels
-    return ModalityUse(tuple(run.names), correct, np.asarray(labels), run.step)
+    """Every model of the run at its training point and the clean corner, under every condition.
+
+    Each model's inputs are stacked on the model axis and all models run in one jitted program per
+    (point, condition), as `evaluate` runs them (`sweep.over_models`, in chunks of `train.model_chunk`).
+    """
+    cfg = run.config
+    right = jax.jit(lambda params, masks, images, spectrograms, labels: over_models(
+        lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels,
+        (params, masks, images, spectrograms), cfg.train.model_chunk))
+    correct = []
+    for point in POINTS:
+        pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
+        inputs = {pair: evaluation_inputs(run, *pair, None, data_dir) for pair in dict.fromkeys(pairs)}
+        labels = next(iter(inputs.values()))[2]
+        swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
+        correct.append([np.asarray(right(run.params, run.models.masks, *(jnp.stack(z) for z in zip(
+            *(swapped[pair][condition] for pair in pairs))), labels)) for condition in CONDITIONS])
+    return ModalityUse(tuple(run.names), np.moveaxis(np.array(correct), 2, 0), np.asarray(labels), run.step)
