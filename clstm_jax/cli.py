@@ -119,12 +119,12 @@ def evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from clstm_jax import modality_use
-    from clstm_jax.evaluate import EVAL_DIR, evaluate_run
+    from clstm_jax.evaluate import EVAL_DIR, evaluate
     from clstm_jax.run import load_run
 
-    result = evaluate_run(args.run_dir, examples=args.examples, full=args.full, data_dir=args.data_dir,
-                          progress=not args.quiet)
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir)  # restored once for both measurements
+    result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
+    result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
     modality_use.measure(run, args.data_dir).save(Path(args.run_dir) / EVAL_DIR, run.specs)
     out = f"{args.run_dir}/{EVAL_DIR}"
     files = [f"{out}/{name}" for name in ("accuracy.npz", "accuracy.csv", "modality_use.npz", "modality_use.csv")]

@@ -28,7 +28,7 @@ from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_valu
 from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.model import ModelConfig, apply
-from clstm_jax.run import Run, load_run
+from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
 from clstm_jax.sweep import (MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, load_checked_splits, model_mesh, over_models,
                              purpose_key, split_arrays)
@@ -209,15 +209,6 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
             bar.update(stop - start)
     return Evaluation(tuple(run.names), snrs, snrs, correct.reshape(M, A, V, n), labels,
                       "full" if full else "subset", run.step)
-
-
-def evaluate_run(run_dir: str | Path, examples: int | None = None, full: bool = False, data_dir: str | None = None,
-                 progress: bool = True) -> Evaluation:
-    """Evaluate a run directory and write RUN/eval/accuracy.{npz,csv}."""
-    run = load_run(run_dir)
-    result = evaluate(run, examples, full, data_dir, progress)
-    result.save(Path(run_dir) / EVAL_DIR, run.specs)
-    return result
 
 
 def other_digit(labels: np.ndarray) -> np.ndarray:

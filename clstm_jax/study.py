@@ -17,11 +17,10 @@ import numpy as np
 
 from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Judged, judge,
                               modality_check)
-from clstm_jax.config import snr_label
-from clstm_jax.config import Config
-from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation, other_digit
+from clstm_jax.config import Config, snr_label
+from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
 from clstm_jax.experiments import FUSION_POINT, study_models
-from clstm_jax.modality_use import CONDITIONS, POINTS, load_modality_use
+from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report
 from clstm_jax.run import Run, load_run
@@ -65,13 +64,11 @@ def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[n
     """Final-step outcomes, bool (seeds, examples), of each seed's main initial-fusion model in Fig. 7's
     scenario (audio 1, visual 0.25): with each example's own recording, and with that of `other_digit`."""
     images, spectrograms, labels = evaluation_inputs(run, *ARRIVAL_SCENARIO, None, data_dir)
-    swapped = spectrograms[other_digit(labels)]
-    matched, mismatched = [], []
-    for index in study.groups[("initial", "both", *FUSION_POINT)]:
-        model = run.model(run.names[index])
-        matched.append(np.asarray(model.logits(images, spectrograms))[:, -1].argmax(-1) == labels)
-        mismatched.append(np.asarray(model.logits(images, swapped))[:, -1].argmax(-1) == labels)
-    return np.stack(matched), np.stack(mismatched)
+    inputs = condition_inputs(images, spectrograms, labels)
+    models = [run.model(run.names[index]) for index in study.groups[("initial", "both", *FUSION_POINT)]]
+    right = lambda model, condition: np.asarray(model.logits(*inputs[condition]))[:, -1].argmax(-1) == labels
+    return tuple(np.stack([right(model, condition) for model in models])
+                 for condition in ("matched", "audio mismatched"))
 
 
 def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir: Path, seconds: float) -> str:
