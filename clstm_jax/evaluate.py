@@ -133,7 +133,9 @@ def test_examples(table: PairTable, examples: int | None, seed: int) -> tuple[np
 
 @lru_cache(maxsize=2)
 def test_set(config: Config, examples: int | None, data_dir: str | None) -> tuple:
-    """(test split on device, image indices, recording indices, labels) of a run's evaluation set, loaded once."""
+    """(test split on device, image indices, recording indices, labels) of a run's evaluation set, loaded once.
+
+    The split carries no BinStats: callers attach the run's (`Run.feature_stats`)."""
     test = split_arrays(load_checked_splits(config, data_dir)["test"])
     return (test, *test_examples(test.table, examples, config.evaluate.seed))
 
@@ -149,7 +151,7 @@ def item_inputs(root: jax.Array, split: SplitArrays, image_idx, audio_idx, examp
     def one(image_i, audio_i, example, a, v):
         key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, example), snr_bits(a)), snr_bits(v))
         image, spec = make_batch(key, split.images[image_i][None], split.waves[audio_i][None],
-                                 split.wave_lengths[audio_i][None], a, v, features)
+                                 split.wave_lengths[audio_i][None], a, v, features, split.stats)
         return image[0], spec[0]
 
     return jax.vmap(one)(image_idx, audio_idx, example_ids, audio_snr, visual_snr)
@@ -184,6 +186,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     if n_asked is not None and n_asked <= 0:
         raise ConfigError(f"--examples {n_asked}: expected a positive number of test pairs")
     test, image_idx, audio_idx, labels = test_set(run.config, n_asked, data_dir)
+    test = test._replace(stats=run.feature_stats)
     snrs = np.array([snr_value("evaluate.snrs", s) for s in cfg.snrs], np.float32)
     n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
 
@@ -235,6 +238,7 @@ def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_di
     """
     cfg = run.config.evaluate
     test, image_idx, audio_idx, labels = test_set(run.config, cfg.examples, data_dir)
+    test = test._replace(stats=run.feature_stats)
     ids = np.arange(len(labels)) if example_ids is None else np.atleast_1d(np.asarray(example_ids))
     if ids.min() < 0 or ids.max() >= len(labels):
         raise ValueError(f"example {int(ids.max() if ids.max() >= len(labels) else ids.min())}: "

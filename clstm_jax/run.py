@@ -10,7 +10,7 @@ import jax
 
 from clstm_jax import checkpoint
 from clstm_jax.config import Config, ConfigError, ModelSpec, apply_table, build
-from clstm_jax.data.features import parse_snr
+from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
 from clstm_jax.masks import Masks
 from clstm_jax.model import apply
 from clstm_jax.sweep import Models, RunFiles, init_params, initial_state, model_constants
@@ -51,6 +51,7 @@ class Run:
     params: dict
     models: Models
     step: int
+    feature_stats: BinStats | None = None  # the training split's per-bin statistics, when the features are standardised
 
     @property
     def names(self) -> list[str]:
@@ -122,4 +123,16 @@ def load_run(path: str | Path) -> Run:
     config = read_config(run_dir)
     specs = read_specs(run_dir)
     state = restore_state(run_dir, config, specs)
-    return Run(run_dir, config, specs, state["best_params"], model_constants(config, list(specs)), int(state["step"]))
+    return Run(run_dir, config, specs, state["best_params"], model_constants(config, list(specs)), int(state["step"]),
+               read_feature_stats(run_dir, config))
+
+
+def read_feature_stats(run_dir: Path, config: Config) -> BinStats | None:
+    """The per-bin statistics the run was trained with (RUN/feature_stats.npz), when its features are standardised."""
+    if config.features.normalization != "standardize":
+        return None
+    path = RunFiles(run_dir).feature_stats
+    if not path.exists():
+        raise ConfigError(f"{path}: missing; this run standardises its spectrograms with the statistics its sweep "
+                          "stored there (resume the sweep to write them)")
+    return load_bin_stats(path)

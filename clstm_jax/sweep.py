@@ -33,7 +33,7 @@ from tqdm import tqdm
 from clstm_jax import checkpoint, distributed
 from clstm_jax.config import Config, ConfigError, ModelSpec
 from clstm_jax.experiments import sweep_models
-from clstm_jax.data.features import make_batch
+from clstm_jax.data.features import BinStats, bin_stats, load_bin_stats, make_batch, save_bin_stats
 from clstm_jax.data.paths import resolve_data_dir
 from clstm_jax.data.splits import PairTable, Split, load_splits, pair_table, sample_pairs
 from clstm_jax.masks import make_masks
@@ -45,12 +45,15 @@ MODEL_AXIS = "models"
 
 
 class SplitArrays(NamedTuple):
-    """A split on device: images uint8 (N, 28, 28), waves int16 (M, L), wave_lengths int32 (M,), and its PairTable."""
+    """A split on device: images uint8 (N, 28, 28), waves int16 (M, L), wave_lengths int32 (M,), its PairTable,
+    and the training split's BinStats its spectrograms are standardised with (None unless
+    features.normalization = "standardize")."""
 
     images: jax.Array
     waves: jax.Array
     wave_lengths: jax.Array
     table: PairTable
+    stats: BinStats | None = None
 
 
 class Models(NamedTuple):
@@ -67,11 +70,31 @@ def purpose_key(seed: int, purpose: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), purpose)
 
 
-def split_arrays(split: Split) -> SplitArrays:
+def split_arrays(split: Split, stats: BinStats | None = None) -> SplitArrays:
     return SplitArrays(
         jnp.asarray(split.images), jnp.asarray(split.waves), jnp.asarray(split.wave_lengths),
-        pair_table(split.image_labels, split.wave_labels),
+        pair_table(split.image_labels, split.wave_labels), stats,
     )
+
+
+def feature_stats(config: Config, train: Split) -> BinStats | None:
+    """The clean training split's per-bin statistics when the features are standardised, else None."""
+    if config.features.normalization != "standardize":
+        return None
+    return bin_stats(train.waves, train.wave_lengths, config.features)
+
+
+def run_feature_stats(files: RunFiles, config: Config, train: Split) -> BinStats | None:
+    """feature_stats of a run: read from the run directory when stored there, else computed and stored
+    (process 0 writes), so that evaluation standardises with exactly the training run's values."""
+    if config.features.normalization != "standardize":
+        return None
+    if files.feature_stats.exists():
+        return load_bin_stats(files.feature_stats)
+    stats = feature_stats(config, train)
+    if distributed.is_primary():
+        save_bin_stats(files.feature_stats, stats)
+    return stats
 
 
 def check_shapes(config: Config, pad_length: int) -> None:
@@ -159,7 +182,7 @@ def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config, 
 
     def model_step(params, opt_state, masks, audio_snr, visual_snr, noise_key):
         image, spectrogram = make_batch(jax.random.fold_in(noise_key, step), images, waves, lengths,
-                                        audio_snr, visual_snr, config.features)
+                                        audio_snr, visual_snr, config.features, train.stats)
         return train_step(params, opt_state, masks, image, spectrogram, labels, config.model, optimizer)
 
     per_model = (state["params"], state["opt_state"], models.masks, models.audio_snr, models.visual_snr, models.noise_keys)
@@ -173,17 +196,17 @@ def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
     return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
 
 
-def correct_counts(params: dict, models: Models, pairs: tuple, pairs_index: jax.Array, config: Config,
-                   groups: int = 1) -> jax.Array:
+def correct_counts(params: dict, models: Models, pairs: tuple, pairs_index: jax.Array, stats: BinStats | None,
+                   config: Config, groups: int = 1) -> jax.Array:
     """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
 
-    Noise keys depend on the chunk only, so every model sees the same draws.
+    Noise keys depend on the chunk only, so every model sees the same draws. stats: see SplitArrays.
     """
     images, waves, lengths, labels = pairs
     key = jax.random.fold_in(purpose_key(config.train.seed, VALIDATION), pairs_index)
 
     def model_correct(params, masks, audio_snr, visual_snr):
-        image, spectrogram = make_batch(key, images, waves, lengths, audio_snr, visual_snr, config.features)
+        image, spectrogram = make_batch(key, images, waves, lengths, audio_snr, visual_snr, config.features, stats)
         logits = apply(params, masks, image, spectrogram, config.model)  # (B, T, 10)
         return jnp.sum(jnp.argmax(logits[:, -1], axis=-1) == labels)
 
@@ -220,6 +243,10 @@ class RunFiles:
     @property
     def models(self) -> Path:
         return self.root / "models.json"
+
+    @property
+    def feature_stats(self) -> Path:
+        return self.root / "feature_stats.npz"
 
 
 def config_record(config: Config) -> dict:
@@ -281,7 +308,8 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     state = shard_state(initial_state(config, params), mesh)
     models = distributed.to_global(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
     replicated = NamedSharding(mesh, PartitionSpec())
-    train = distributed.to_global(split_arrays(splits["train"]), replicated)
+    stats = run_feature_stats(files, config, splits["train"])
+    train = distributed.to_global(split_arrays(splits["train"], stats), replicated)
     validation = validation_batch(split_arrays(splits["validation"]), config.train.validation_examples, config.train.seed)
     validation = distributed.to_global(validation, replicated)
 
@@ -311,7 +339,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
             bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
                                 f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
             if done % config.train.validate_every == 0 or done == total:
-                state = validate(state, models, validation, count_fn, best_fn, config, names, steps_since, files, bar)
+                state = validate(state, models, validation, train.stats, count_fn, best_fn, config, names, steps_since, files, bar)
                 steps_since = 0
             if done % config.train.checkpoint_every == 0 or done == total:
                 checkpoint.save(mngr, done, state)
@@ -332,12 +360,12 @@ def keep_best(state: dict, accuracy: jax.Array) -> dict:
     }
 
 
-def validate(state, models, validation, count_fn, best_fn, config, names, steps_since, files, bar) -> dict:
+def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar) -> dict:
     """Validation accuracy per model; keep each model's best state; one metrics line and one progress line."""
     n = validation[0].shape[0]
     chunk = config.train.batch_size * 4
     correct = sum(
-        count_fn(state["params"], models, tuple(x[i : i + chunk] for x in validation), i // chunk)
+        count_fn(state["params"], models, tuple(x[i : i + chunk] for x in validation), i // chunk, stats)
         for i in range(0, n, chunk)
     )
     loss = distributed.to_host(state["loss_sum"]) / steps_since

@@ -5,8 +5,10 @@ import pytest
 
 from clstm_jax.data.features import (
     ORIG,
+    BinStats,
     FeatureConfig,
     add_noise,
+    bin_stats,
     images_to_float,
     make_batch,
     parse_snr,
@@ -134,3 +136,38 @@ def test_batch_is_deterministic_per_key_and_vmaps_over_model_snrs(clean):
         single = make_batch(keys[m], images[:16], waves[:16], lengths[:16], audio_snrs[m], visual_snrs[m], cfg)
         np.testing.assert_allclose(stacked[0][m], single[0], rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(stacked[1][m], single[1], rtol=1e-5, atol=1e-5)
+
+
+def test_bin_stats_match_a_numpy_loop_over_the_frames_inside_each_recording():
+    """Per-bin mean and std of log1p|STFT| over every frame that reaches into its (unpadded) recording."""
+    rng = np.random.default_rng(3)
+    length, lengths = 1400, np.array([1400, 700, 401, 950])
+    waves = np.zeros((4, length), np.int16)
+    for row, n in zip(waves, lengths):
+        row[length - n :] = rng.integers(-8000, 8000, n)
+    cfg = FeatureConfig()
+    got = bin_stats(waves, lengths, cfg, chunk=3)  # two chunks
+    kept = []
+    for wave, n in zip(waves.astype(np.float64) / 32768, lengths):
+        for frame, start in zip(np.log1p(numpy_stft(wave)), range(0, length - 400 + 1, 200)):
+            if start + 400 > length - n:  # the frame ends inside the recording
+                kept.append(frame)
+    kept = np.array(kept)
+    assert len(kept) == 6 + 4 + 3 + 5  # frames end at 400, 600, ..., 1400; the recordings start at 0, 700, 999, 450
+    np.testing.assert_allclose(got.mean, kept.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.std, kept.std(0), rtol=1e-4, atol=1e-6)
+
+
+def test_standardize_uses_the_given_statistics_and_refuses_to_run_without_them(clean):
+    waves = jnp.asarray(clean[1][:4], jnp.float32) / 32768
+    cfg = FeatureConfig(normalization="standardize")
+    stats = BinStats(jnp.linspace(0.1, 0.5, 201), jnp.linspace(2.0, 3.0, 201))
+    expected = (np.log1p(np.asarray(stft_magnitude(waves, cfg))) - np.asarray(stats.mean)) / np.asarray(stats.std)
+    np.testing.assert_allclose(spectrogram(waves, cfg, stats), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="needs the per-bin statistics of the clean training split"):
+        spectrogram(waves, cfg)
+
+
+def test_constant_bins_cannot_be_standardised():
+    with pytest.raises(ValueError, match="constant over the training recordings"):
+        bin_stats(np.zeros((2, 800), np.int16), np.array([800, 800]), FeatureConfig())

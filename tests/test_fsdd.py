@@ -70,8 +70,10 @@ def test_missing_recordings_directory(tmp_path):
         load_fsdd(tmp_path)
 
 
-def test_pad_front_right_aligns_with_silent_padding():
-    out = pad_front([np.array([1, 2, 3], np.int16), np.array([4], np.int16)], 5)
-    np.testing.assert_array_equal(out, [[0, 0, 1, 2, 3], [0, 0, 0, 0, 4]])
-    with pytest.raises(DataError, match="shorter than the longest recording"):
-        pad_front([np.ones(6, np.int16)], 5)
+def test_pad_front_right_aligns_with_silent_padding_and_keeps_the_end_of_longer_recordings():
+    waves, lengths = pad_front([np.array([1, 2, 3], np.int16), np.array([4], np.int16),
+                                np.array([5, 6, 7, 8, 9, 10, 11], np.int16)], 5)
+    np.testing.assert_array_equal(waves, [[0, 0, 1, 2, 3], [0, 0, 0, 0, 4], [7, 8, 9, 10, 11]])
+    np.testing.assert_array_equal(lengths, [3, 1, 5])
+    with pytest.raises(DataError, match="pad length 0: expected a positive number"):
+        pad_front([np.ones(6, np.int16)], 0)

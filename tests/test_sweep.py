@@ -195,3 +195,31 @@ def test_bench_rows_cover_both_modes_and_add_up(data_dir):
         assert row["model_examples_per_second"] == pytest.approx(row["models"] * 4 / row["seconds_per_step"])
     # Two models in one program hold twice the parameters and optimiser state of one.
     assert rows[2]["memory_mb"] > rows[0]["memory_mb"] == pytest.approx(rows[1]["memory_mb"])
+
+
+def test_standardised_runs_store_the_training_statistics_and_evaluation_reads_them(tmp_path, data_dir):
+    from clstm_jax.data.features import BinStats, bin_stats, compressed, load_bin_stats, save_bin_stats, waves_to_float
+    from clstm_jax.data.splits import load_splits
+    from clstm_jax.evaluate import evaluation_inputs, test_set
+    from clstm_jax.run import load_run
+
+    run_dir = tmp_path / "standardised"
+    config = micro("train.length=2", "train.length_unit=batches", "features.normalization=standardize")
+    run_sweep(config, run_dir, data_dir, progress=False)
+    stored = load_bin_stats(run_dir / "feature_stats.npz")
+    train = load_splits(data_dir, None, config.data.split_seed)["train"]
+    expected = bin_stats(train.waves, train.wave_lengths, config.features)
+    np.testing.assert_array_equal(stored.mean, expected.mean)
+    np.testing.assert_array_equal(stored.std, expected.std)
+
+    # Evaluation standardises with the stored values, whatever they are: replace them and look.
+    planted = BinStats(stored.mean + 1.0, stored.std * 2.0)
+    save_bin_stats(run_dir / "feature_stats.npz", planted)
+    run = load_run(run_dir)
+    _, spectrograms, _ = evaluation_inputs(run, "orig", "orig", example_ids=[0, 1], data_dir=str(data_dir))
+    test, _, audio_idx, _ = test_set(run.config, run.config.evaluate.examples, str(data_dir))
+    clean = compressed(waves_to_float(test.waves[audio_idx[:2]]), config.features)
+    np.testing.assert_allclose(spectrograms, (clean - planted.mean) / planted.std, rtol=1e-5, atol=1e-5)
+    (run_dir / "feature_stats.npz").unlink()
+    with pytest.raises(ConfigError, match="feature_stats.npz: missing"):
+        load_run(run_dir)

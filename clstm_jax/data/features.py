@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +19,7 @@ import numpy as np
 ORIG = math.inf  # the SNR that means "no noise"
 WINDOWS = ("hann", "rect")
 COMPRESSIONS = ("none", "log1p")
-NORMALIZATIONS = ("none", "max")
+NORMALIZATIONS = ("none", "max", "standardize")
 
 
 def parse_snr(value: str | float) -> float:
@@ -41,7 +43,7 @@ class FeatureConfig:
     hop_length: int = 200  # samples between frame starts; no centring, so frames = 1 + (L - window) // hop
     window: str = "hann"  # window function: "hann" (periodic) or "rect"
     compression: str = "log1p"  # "none" (magnitude) or "log1p" (log(1 + magnitude); silence stays 0)
-    normalization: str = "none"  # "none" or "max" (each spectrogram divided by its own maximum)
+    normalization: str = "none"  # "none", "max" (each spectrogram divided by its own maximum) or "standardize" (per bin, clean training statistics: BinStats)
 
     def __post_init__(self):
         for field, value, allowed in (
@@ -84,14 +86,74 @@ def stft_magnitude(waves: jax.Array, cfg: FeatureConfig) -> jax.Array:
     return jnp.abs(jnp.fft.rfft(frames * window_function(cfg), axis=-1))  # (..., frames, bins)
 
 
-def spectrogram(waves: jax.Array, cfg: FeatureConfig) -> jax.Array:
-    """Model features of waveforms [..., L]: |STFT|, then compression and normalisation -> [..., frames, bins]."""
+class BinStats(NamedTuple):
+    """Per-bin mean and standard deviation float32 [bins] of the compressed spectrogram of the clean training split.
+
+    `normalization = "standardize"` maps each bin to (x - mean) / std. A run
+    computes them once (`bin_stats`), stores them (feature_stats.npz) and
+    evaluates with the stored values.
+    """
+
+    mean: jax.Array
+    std: jax.Array
+
+
+def compressed(waves: jax.Array, cfg: FeatureConfig) -> jax.Array:
+    """|STFT| of waveforms [..., L], then the compression -> [..., frames, bins]."""
     spec = stft_magnitude(waves, cfg)
-    if cfg.compression == "log1p":
-        spec = jnp.log1p(spec)
+    return jnp.log1p(spec) if cfg.compression == "log1p" else spec
+
+
+def bin_stats(waves: np.ndarray, lengths: np.ndarray, cfg: FeatureConfig, chunk: int = 256) -> BinStats:
+    """BinStats of clean int16 recordings [n, L] (front-padded; `lengths` samples each).
+
+    Mean and (population) standard deviation over every frame that reaches
+    into its recording: the silent padding in front would otherwise weigh
+    short recordings down. Sums are accumulated in float64.
+    """
+    length = waves.shape[1]
+    frame_end = np.arange(cfg.n_frames(length)) * cfg.hop_length + cfg.window_length  # (frames,)
+    features = jax.jit(lambda w: compressed(waves_to_float(w), cfg))
+    total, total_sq, count = np.zeros(cfg.n_bins), np.zeros(cfg.n_bins), 0
+    for start in range(0, len(waves), chunk):
+        spec = np.asarray(features(waves[start : start + chunk]), np.float64)  # (n, frames, bins)
+        in_recording = frame_end[None, :] > (length - lengths[start : start + chunk])[:, None]  # (n, frames)
+        picked = spec[in_recording]  # (frames kept, bins)
+        total, total_sq, count = total + picked.sum(0), total_sq + (picked**2).sum(0), count + len(picked)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    if not np.all(std > 0):
+        raise ValueError(f"bins {np.flatnonzero(std == 0).tolist()} are constant over the training recordings; "
+                         "they cannot be standardised (expected recordings with energy in every bin)")
+    return BinStats(jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
+
+
+def save_bin_stats(path: Path, stats: BinStats) -> None:
+    """Write BinStats to an .npz file atomically."""
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, mean=np.asarray(stats.mean), std=np.asarray(stats.std))
+    tmp.replace(path)
+
+
+def load_bin_stats(path: Path) -> BinStats:
+    with np.load(path) as z:
+        return BinStats(jnp.asarray(z["mean"]), jnp.asarray(z["std"]))
+
+
+def spectrogram(waves: jax.Array, cfg: FeatureConfig, stats: BinStats | None = None) -> jax.Array:
+    """Model features of waveforms [..., L]: |STFT|, then compression and normalisation -> [..., frames, bins].
+
+    stats: the training split's BinStats, needed when normalization = "standardize".
+    """
+    spec = compressed(waves, cfg)
     if cfg.normalization == "max":
         peak = spec.max(axis=(-2, -1), keepdims=True)
         spec = spec / jnp.where(peak > 0, peak, 1.0)
+    elif cfg.normalization == "standardize":
+        if stats is None:
+            raise ValueError('features.normalization = "standardize" needs the per-bin statistics of the '
+                             "clean training split (features.bin_stats); none were given")
+        spec = (spec - stats.mean) / stats.std
     return spec
 
 
@@ -127,11 +189,13 @@ def make_batch(
     audio_snr: jax.Array,
     visual_snr: jax.Array,
     cfg: FeatureConfig,
+    stats: BinStats | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Clean pairs -> noisy model inputs, on device.
 
     images: uint8 [B, 28, 28]; waves: int16 [B, L], front-padded; wave_lengths:
-    int32 [B]; audio_snr, visual_snr: scalars (inf = orig). Noise is added to
+    int32 [B]; audio_snr, visual_snr: scalars (inf = orig); stats: see
+    `spectrogram`. Noise is added to
     the recording only (the padding stays silent), with power measured on the
     clean recording. Returns (images float32 [B, 28, 28] from [0, 1] plus
     noise, spectrograms float32 [B, frames, bins]).
@@ -146,4 +210,4 @@ def make_batch(
     noisy_waves = jax.vmap(add_noise, in_axes=(0, 0, None, 0))(
         jax.random.split(audio_key, batch), clean_waves, audio_snr, in_recording
     )
-    return noisy_images, spectrogram(noisy_waves, cfg)
+    return noisy_images, spectrogram(noisy_waves, cfg, stats)

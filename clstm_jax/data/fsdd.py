@@ -110,12 +110,16 @@ def load_fsdd(root: Path, speakers: tuple[str, ...] | None = None) -> Recordings
     return Recordings(waves, np.array([n.digit for n in names], dtype=np.int32), names)
 
 
-def pad_front(waves: list[np.ndarray], length: int) -> np.ndarray:
-    """int16 [n, length]: each wave right-aligned, zeros in front (silent padding)."""
-    longest = max(len(w) for w in waves)
-    if length < longest:
-        raise DataError(f"pad length {length} is shorter than the longest recording ({longest} samples)")
+def pad_front(waves: list[np.ndarray], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-length waveforms, end-aligned: (int16 [n, length], int32 [n] samples of each recording kept).
+
+    A shorter recording gets zeros in front (silent padding); a longer one
+    keeps its last `length` samples, so every recording ends on the last frame.
+    """
+    if length < 1:
+        raise DataError(f"pad length {length}: expected a positive number of samples")
     out = np.zeros((len(waves), length), dtype=np.int16)
     for row, wave in zip(out, waves):
-        row[length - len(wave) :] = wave
-    return out
+        kept = wave[-length:]
+        row[length - len(kept) :] = kept
+    return out, np.array([min(len(w), length) for w in waves], np.int32)

@@ -46,7 +46,7 @@ class Split:
 
     images: uint8 [n_img, 28, 28]; image_labels: int32 [n_img];
     waves: int16 [n_aud, pad_length], front-padded with zeros;
-    wave_lengths: int32 [n_aud], samples of each recording before padding;
+    wave_lengths: int32 [n_aud], samples of each recording kept (before padding);
     wave_labels: int32 [n_aud].
     """
 
@@ -80,11 +80,12 @@ def load_splits(
 
     speakers: FSDD speakers to use (None: all on disk). seed: the split seed;
     MNIST and FSDD are shuffled with independent streams derived from it.
-    pad_length: samples per padded recording (None: the longest recording).
+    pad_length: samples per recording (None: the longest recording); longer
+    recordings keep their last pad_length samples (see fsdd.pad_front).
     """
     images, image_labels = load_mnist(data_dir)
     recordings = load_fsdd(data_dir, speakers)
-    waves = pad_front(recordings.waves, pad_length or int(recordings.lengths.max()))
+    waves, lengths = pad_front(recordings.waves, pad_length or int(recordings.lengths.max()))
     image_parts = split_indices(len(images), [seed, 0])
     audio_parts = split_indices(len(waves), [seed, 1])
     return {
@@ -92,7 +93,7 @@ def load_splits(
             images=images[image_parts[name]],
             image_labels=image_labels[image_parts[name]].astype(np.int32),
             waves=waves[audio_parts[name]],
-            wave_lengths=recordings.lengths[audio_parts[name]],
+            wave_lengths=lengths[audio_parts[name]],
             wave_labels=recordings.labels[audio_parts[name]],
         )
         for name in SPLITS
