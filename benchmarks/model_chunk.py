@@ -18,7 +18,7 @@ import numpy as np
 
 from clstm_jax.bench import bench_specs, compile_step, new_program
 from clstm_jax.config import load_config
-from clstm_jax.sweep import feature_stats, load_checked_splits, split_arrays
+from clstm_jax.sweep import feature_stats, load_checked_data, split_arrays
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -35,7 +35,7 @@ def main() -> None:
     configs = {c: load_config(SWEEPS / "snr_grid.toml", [f"preset={args.preset}", f"train.model_chunk={c}"])
                for c in args.chunks}
     first = configs[args.chunks[0]]
-    split = load_checked_splits(first, args.data_dir)["train"]
+    split = load_checked_data(first, args.data_dir).splits["train"]
     train = split_arrays(split, feature_stats(first, split))
     programs = {}
     for chunk, config in configs.items():

@@ -13,7 +13,7 @@ from functools import partial
 import jax
 
 from clstm_jax.config import Config, ModelSpec
-from clstm_jax.sweep import build_models, feature_stats, initial_state, load_checked_splits, split_arrays, sweep_step
+from clstm_jax.sweep import build_models, feature_stats, initial_state, load_checked_data, split_arrays, sweep_step
 
 
 def bench_specs(n_models: int) -> list[ModelSpec]:
@@ -58,6 +58,6 @@ def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> 
 
 def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None) -> list[dict]:
     """One row per (model count, mode); memory is XLA's temporary + argument bytes of one program."""
-    split = load_checked_splits(config, data_dir)["train"]
+    split = load_checked_data(config, data_dir).splits["train"]
     train = split_arrays(split, feature_stats(config, split))
     return [measure(config, n, vmapped, steps, train) for n in model_counts for vmapped in (True, False)]

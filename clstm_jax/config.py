@@ -34,6 +34,7 @@ class DataConfig:
     data_dir: str = ""  # data directory; "" = --data-dir, else $CLSTM_JAX_DATA, else the per-user cache
     speakers: tuple[str, ...] = ()  # FSDD speakers; () = all on disk (the paper's five: see docs/data.md)
     split_seed: int = 0  # seed of the 8:1:1 shuffles of MNIST and FSDD
+    verify: bool = True  # refuse files whose SHA-256 is not the published MNIST's and FSDD v1.0.10's; false for your own recordings (the run records it)
     pad_length: int = 0  # samples per recording, end-aligned; 0 = the longest recording loaded; longer recordings keep their last pad_length samples (docs/data.md)
 
 

@@ -30,8 +30,8 @@ from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.model import ModelConfig, apply
 from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
-from clstm_jax.sweep import (MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, load_checked_splits, model_mesh, over_models,
-                             purpose_key, split_arrays)
+from clstm_jax.sweep import (MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, check_run_data, load_checked_data, model_mesh,
+                             over_models, purpose_key, split_arrays)
 
 EVAL_DIR = "eval"
 
@@ -132,11 +132,15 @@ def test_examples(table: PairTable, examples: int | None, seed: int) -> tuple[np
 
 
 @lru_cache(maxsize=2)
-def test_set(config: Config, examples: int | None, data_dir: str | None) -> tuple:
+def test_set(config: Config, examples: int | None, data_dir: str | None, run_dir: Path | None = None) -> tuple:
     """(test split on device, image indices, recording indices, labels) of a run's evaluation set, loaded once.
 
-    The split carries no BinStats: callers attach the run's (`Run.feature_stats`)."""
-    test = split_arrays(load_checked_splits(config, data_dir)["test"])
+    run_dir: refuse data other than the run's own (sweep.check_run_data). The split carries no
+    BinStats: callers attach the run's (`Run.feature_stats`)."""
+    data = load_checked_data(config, data_dir)
+    if run_dir is not None:
+        check_run_data(run_dir, data.identity, "evaluation")
+    test = split_arrays(data.splits["test"])
     return (test, *test_examples(test.table, examples, config.evaluate.seed))
 
 
@@ -185,7 +189,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     n_asked = None if full else (examples or cfg.examples)
     if n_asked is not None and n_asked <= 0:
         raise ConfigError(f"--examples {n_asked}: expected a positive number of test pairs")
-    test, image_idx, audio_idx, labels = test_set(run.config, n_asked, data_dir)
+    test, image_idx, audio_idx, labels = test_set(run.config, n_asked, data_dir, run.path)
     test = test._replace(stats=run.feature_stats)
     snrs = np.array([snr_value("evaluate.snrs", s) for s in cfg.snrs], np.float32)
     n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
@@ -237,7 +241,7 @@ def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_di
     SNRs may be numbers or "orig", on the grid or off it.
     """
     cfg = run.config.evaluate
-    test, image_idx, audio_idx, labels = test_set(run.config, cfg.examples, data_dir)
+    test, image_idx, audio_idx, labels = test_set(run.config, cfg.examples, data_dir, run.path)
     test = test._replace(stats=run.feature_stats)
     ids = np.arange(len(labels)) if example_ids is None else np.atleast_1d(np.asarray(example_ids))
     if ids.min() < 0 or ids.max() >= len(labels):

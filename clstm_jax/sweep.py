@@ -35,7 +35,7 @@ from clstm_jax.config import Config, ConfigError, ModelSpec
 from clstm_jax.experiments import sweep_models
 from clstm_jax.data.features import BinStats, bin_stats, load_bin_stats, make_batch, save_bin_stats
 from clstm_jax.data.paths import resolve_data_dir
-from clstm_jax.data.splits import PairTable, Split, load_splits, pair_table, sample_pairs
+from clstm_jax.data.splits import DataSet, PairTable, Split, load_dataset, pair_table, sample_pairs
 from clstm_jax.masks import make_masks
 from clstm_jax.model import apply, init
 from clstm_jax.train import make_optimizer, train_step
@@ -108,12 +108,13 @@ def check_shapes(config: Config, pad_length: int) -> None:
         )
 
 
-def load_checked_splits(config: Config, data_dir: str | None = None) -> dict[str, Split]:
-    """The config's splits, after checking that the model's frames and bins match the features."""
+def load_checked_data(config: Config, data_dir: str | None = None) -> DataSet:
+    """The config's splits and their identity, after checking that the model's frames and bins match the features."""
     root = resolve_data_dir(data_dir or config.data.data_dir or None)
-    splits = load_splits(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None)
-    check_shapes(config, splits["train"].waves.shape[1])
-    return splits
+    data = load_dataset(root, config.data.speakers or None, config.data.split_seed, config.data.pad_length or None,
+                        config.data.verify)
+    check_shapes(config, data.identity["pad_length"])
+    return data
 
 
 def init_params(config: Config, specs: list[ModelSpec]) -> dict:
@@ -248,16 +249,21 @@ class RunFiles:
     def feature_stats(self) -> Path:
         return self.root / "feature_stats.npz"
 
+    @property
+    def data(self) -> Path:
+        return self.root / "data.json"
+
 
 def config_record(config: Config) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def claim_run_dir(run_dir: Path, config: Config) -> bool:
-    """Write the resolved config into a new run directory, or check it matches an existing one.
+def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
+    """Write the resolved config and the data's identity into a new run directory, or check that they
+    match an existing one.
 
-    Returns True when resuming. A different config is refused and nothing in the directory is touched.
-    Every process reads before process 0 writes, so all of them take the same branch.
+    Returns True when resuming. A different config or dataset is refused and nothing in the directory
+    is touched. Every process reads before process 0 writes, so all of them take the same branch.
     """
     files = RunFiles(run_dir)
     record = config_record(config)
@@ -270,11 +276,29 @@ def claim_run_dir(run_dir: Path, config: Config) -> bool:
                 f"{run_dir} holds a run with a different config (differs in {', '.join(differing)}); "
                 "nothing there was changed. Use a new --out directory, or re-run with the same config to resume."
             )
+        check_run_data(run_dir, data_identity, "resume")
         return True
     if distributed.is_primary():
         run_dir.mkdir(parents=True, exist_ok=True)
         files.config.write_text(json.dumps(record, indent=2) + "\n")
+        files.data.write_text(json.dumps(data_identity, indent=2) + "\n")
     return False
+
+
+def check_run_data(run_dir: Path, data_identity: dict, action: str) -> None:
+    """Refuse to `action` a run on data other than its own (RUN/data.json), naming what differs.
+
+    Runs written before data.json existed are not checked."""
+    path = RunFiles(run_dir).data
+    if not path.exists():
+        return
+    stored = json.loads(path.read_text())
+    if stored != data_identity:
+        differing = sorted(diff_keys(stored, data_identity))
+        raise ConfigError(
+            f"{run_dir} was trained on other data than {action} would use (differs in {', '.join(differing)}; "
+            f"the run's record: {path}); nothing there was changed. Point --data-dir at the run's data."
+        )
 
 
 def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -296,10 +320,14 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     """
     run_dir = Path(run_dir)
     specs = specs if specs is not None else sweep_models(config)
-    splits = load_checked_splits(config, data_dir)
-    resuming = claim_run_dir(run_dir, config)
+    data = load_checked_data(config, data_dir)
+    splits = data.splits
+    resuming = claim_run_dir(run_dir, config, data.identity)
     files = RunFiles(run_dir)
     primary = distributed.is_primary()
+    if primary and not config.data.verify:
+        print(f"data.verify = false: the data was not checked against the published checksums "
+              f"(recorded in {files.data})")
     if primary:
         files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
 

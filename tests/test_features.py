@@ -54,6 +54,8 @@ def test_compression_and_normalisation_options(clean):
     magnitude = stft_magnitude(waves, FeatureConfig())
     np.testing.assert_allclose(spectrogram(waves, FeatureConfig(compression="none")), magnitude)
     np.testing.assert_allclose(spectrogram(waves, FeatureConfig()), np.log1p(magnitude), rtol=1e-6)
+    np.testing.assert_allclose(spectrogram(waves, FeatureConfig(compression="log")), np.log(1e-3 + np.asarray(magnitude, np.float64)),
+                               rtol=1e-5, atol=1e-6)
     peaks = spectrogram(waves, FeatureConfig(normalization="max")).max(axis=(1, 2))
     np.testing.assert_allclose(peaks, 1.0, rtol=1e-6)
     rect = np.asarray(stft_magnitude(waves[:1], FeatureConfig(window="rect")))[0]

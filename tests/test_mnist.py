@@ -27,7 +27,7 @@ def test_reads_a_hand_built_idx_file(tmp_path, suffix):
 
 
 def test_real_mnist_has_70000_images_with_the_known_label_counts(data_dir):
-    images, labels = load_mnist(data_dir)
+    images, labels, _ = load_mnist(data_dir)
     assert images.shape == (70000, 28, 28) and images.dtype == np.uint8
     # Known class counts of MNIST train + test (e.g. 5923 + 980 zeros).
     np.testing.assert_array_equal(

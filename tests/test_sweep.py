@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,13 +63,38 @@ def test_over_models_equals_a_loop_over_models(chunk, groups):
         np.testing.assert_allclose(total[m], weights[m].sum(), rtol=1e-5, atol=1e-5)
 
 
-def test_a_different_config_is_refused_and_nothing_is_touched(tmp_path, data_dir):
+def test_a_different_config_or_dataset_is_refused_and_nothing_is_touched(tmp_path, data_dir):
+    from clstm_jax.data.splits import load_dataset
+    from clstm_jax.evaluate import evaluation_inputs
+    from clstm_jax.run import load_run
+
+    copy = tmp_path / "data"  # the data as a user's own: not checked against the published checksums
+    (copy / "mnist").mkdir(parents=True)
+    for path in (data_dir / "mnist").iterdir():
+        (copy / "mnist" / path.name).symlink_to(path)
+    shutil.copytree(data_dir / "fsdd" / "recordings", copy / "fsdd" / "recordings")
+    settings = ["train.length=2", "train.length_unit=batches", "data.verify=false"]
     run_dir = tmp_path / "run"
-    run_sweep(micro("train.length=2", "train.length_unit=batches"), run_dir, data_dir, progress=False)
+    run_sweep(micro(*settings), run_dir, copy, progress=False)
+    record = json.loads((run_dir / "data.json").read_text())
+    assert record["verified"] is False and record["files"] == 4 + 3000
+    assert record["counts"]["train"] == {"images": 56000, "recordings": 2400}
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
     with pytest.raises(ConfigError, match=r"holds a run with a different config \(differs in train.learning_rate\)"):
-        run_sweep(micro("train.length=2", "train.length_unit=batches", "train.learning_rate=0.01"), run_dir, data_dir)
+        run_sweep(micro(*settings, "train.learning_rate=0.01"), run_dir, copy)
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+    # One recording's samples change: a resume and an evaluation on that data are refused.
+    wave = copy / "fsdd" / "recordings" / "7_george_7.wav"
+    raw = bytearray(wave.read_bytes())
+    raw[-10:] = bytes(10)
+    wave.write_bytes(bytes(raw))
+    load_dataset.cache_clear()  # this process read the files before
+    with pytest.raises(ConfigError, match=r"trained on other data than resume would use \(differs in sha256;"):
+        run_sweep(micro(*settings), run_dir, copy)
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+    with pytest.raises(ConfigError, match=r"trained on other data than evaluation would use \(differs in sha256;"):
+        evaluation_inputs(load_run(run_dir), "orig", "orig", [0], data_dir=str(copy))
 
 
 def sweep_command(run_dir, data_dir, *overrides, experiment="fusion.toml"):

@@ -18,7 +18,8 @@ import numpy as np
 
 ORIG = math.inf  # the SNR that means "no noise"
 WINDOWS = ("hann", "rect")
-COMPRESSIONS = ("none", "log1p")
+COMPRESSIONS = ("none", "log1p", "log")
+LOG_FLOOR = 1e-3  # compression "log": log(LOG_FLOOR + magnitude); FSDD's median clean magnitude is about 0.02
 NORMALIZATIONS = ("none", "max", "standardize")
 
 
@@ -42,7 +43,7 @@ class FeatureConfig:
     window_length: int = 400  # STFT window and FFT size, in samples (201 frequency bins)
     hop_length: int = 200  # samples between frame starts; no centring, so frames = 1 + (L - window) // hop
     window: str = "hann"  # window function: "hann" (periodic) or "rect"
-    compression: str = "log1p"  # "none" (magnitude) or "log1p" (log(1 + magnitude); silence stays 0)
+    compression: str = "log1p"  # "none" (magnitude), "log1p" (log(1 + magnitude); silence stays 0) or "log" (log(1e-3 + magnitude): docs/data.md)
     normalization: str = "none"  # "none", "max" (each spectrogram divided by its own maximum) or "standardize" (per bin, clean training statistics: BinStats)
 
     def __post_init__(self):
@@ -101,7 +102,9 @@ class BinStats(NamedTuple):
 def compressed(waves: jax.Array, cfg: FeatureConfig) -> jax.Array:
     """|STFT| of waveforms [..., L], then the compression -> [..., frames, bins]."""
     spec = stft_magnitude(waves, cfg)
-    return jnp.log1p(spec) if cfg.compression == "log1p" else spec
+    if cfg.compression == "log1p":
+        return jnp.log1p(spec)
+    return jnp.log(LOG_FLOOR + spec) if cfg.compression == "log" else spec
 
 
 def bin_stats(waves: np.ndarray, lengths: np.ndarray, cfg: FeatureConfig, chunk: int = 256) -> BinStats:

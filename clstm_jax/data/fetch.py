@@ -27,30 +27,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clstm_jax.data import DataError
-from clstm_jax.data.verify import MNIST_SHA256
+from clstm_jax.data.fsdd import RELEASE, pinned_manifest
+from clstm_jax.data.mnist import MNIST_SHA256
 
 MNIST_BASE_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-FSDD_RELEASE = "v1.0.10"
 FSDD_ARCHIVE_URL = (
-    f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/{FSDD_RELEASE}.tar.gz"
+    f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/{RELEASE}.tar.gz"
 )
 RECORDING_MEMBER = re.compile(r"(?:^|/)recordings/([^/]+\.wav)$")
-
-
-def pinned_fsdd_manifest() -> dict[str, str]:
-    """{recording file name: SHA-256} of FSDD v1.0.10, shipped with the package."""
-    text = resources.files("clstm_jax.data").joinpath("fsdd_v1.0.10.sha256").read_text()
-    return parse_manifest(text)
-
-
-def parse_manifest(text: str) -> dict[str, str]:
-    """Parse `sha256sum` output ("<hash>  recordings/<name>") into {name: hash}."""
-    manifest = {}
-    for line in text.splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            manifest[Path(name.strip()).name] = digest
-    return manifest
 
 
 @dataclass(frozen=True)
@@ -130,7 +114,7 @@ def fetch_mnist(root: Path, sources: Sources, progress: bool) -> list[str]:
 
 def fetch_fsdd(root: Path, sources: Sources, progress: bool) -> list[str]:
     """Fetch the FSDD archive unless every recording is present and verified; write only verified recordings."""
-    manifest = sources.fsdd_sha256 if sources.fsdd_sha256 is not None else pinned_fsdd_manifest()
+    manifest = sources.fsdd_sha256 if sources.fsdd_sha256 is not None else pinned_manifest()
     recordings = root / "fsdd" / "recordings"
     todo = {name for name, digest in manifest.items() if sha256_file(recordings / name) != digest}
     if not todo:

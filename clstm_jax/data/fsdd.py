@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ SAMPLE_RATE = 8000
 NAME_PATTERN = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<index>[0-9]+)\.wav$")
 # The five speakers of FSDD v1.0.9, the release the paper's pair counts match.
 PAPER_SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
+RELEASE = "v1.0.10"  # the release whose per-recording SHA-256 list ships with the package
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,14 @@ class RecordingName:
 class Recordings:
     """FSDD recordings in a fixed order (digit, speaker, index).
 
-    waves: list of int16 arrays [length_i]; labels: int [n]; names: RecordingName per wave.
+    waves: list of int16 arrays [length_i]; labels: int [n]; names: RecordingName per wave;
+    digests: SHA-256 of each file as read.
     """
 
     waves: list[np.ndarray]
     labels: np.ndarray
     names: list[RecordingName]
+    digests: list[str]
 
     @property
     def lengths(self) -> np.ndarray:
@@ -63,10 +69,28 @@ def list_recordings(recordings_dir: Path) -> list[tuple[Path, RecordingName]]:
     return sorted(entries, key=lambda e: (e[1].digit, e[1].speaker, e[1].index))
 
 
-def check_format(path: Path) -> sf._SoundFileInfo:
-    """The file's audio info, or a DataError unless it is mono 8 kHz 16-bit PCM."""
+def pinned_manifest() -> dict[str, str]:
+    """{recording file name: SHA-256} of FSDD v1.0.10, shipped with the package."""
+    return parse_manifest(resources.files("clstm_jax.data").joinpath(f"fsdd_{RELEASE}.sha256").read_text())
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """Parse `sha256sum` output ("<hash>  recordings/<name>") into {name: hash}."""
+    manifest = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            manifest[Path(name.strip()).name] = digest
+    return manifest
+
+
+def check_format(path: Path, source=None) -> sf._SoundFileInfo:
+    """The file's audio info, or a DataError unless it is mono 8 kHz 16-bit PCM.
+
+    source: the file's bytes as a file object, when already read (else `path` is opened).
+    """
     try:
-        info = sf.info(str(path))
+        info = sf.info(source if source is not None else str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         raise DataError(f"{path}: not a readable WAV file ({err}); expected mono 8 kHz 16-bit PCM") from None
     problems = []
@@ -83,19 +107,50 @@ def check_format(path: Path) -> sf._SoundFileInfo:
     return info
 
 
-def read_wave(path: Path) -> np.ndarray:
-    """int16 samples [length] of one recording, format checked."""
-    check_format(path)
+def read_wave(path: Path) -> tuple[np.ndarray, str]:
+    """(int16 samples [length], SHA-256 of the file) of one recording, format checked; the file is read once."""
+    data = path.read_bytes()
+    check_format(path, io.BytesIO(data))
     try:
-        samples, _ = sf.read(str(path), dtype="int16", always_2d=False)
+        samples, _ = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise DataError(f"{path}: could not read samples ({err}); the file may be truncated") from None
-    return samples
+    return samples, hashlib.sha256(data).hexdigest()
 
 
-def load_fsdd(root: Path, speakers: tuple[str, ...] | None = None) -> Recordings:
-    """Recordings of the chosen speakers (all speakers when None) from `root/fsdd/recordings`."""
-    entries = list_recordings(root / "fsdd" / "recordings")
+def checksum_problems(digests: dict[str, str], manifest: dict[str, str], speakers: set[str] | None = None) -> dict:
+    """{"altered or truncated": [...], "missing": [...], "not in the release": [...]}: file names, sorted.
+
+    digests: {file name: SHA-256} of the files present; manifest: the expected list. speakers: compare
+    only these speakers' recordings (None: all).
+    """
+    if speakers is not None:
+        manifest = {n: d for n, d in manifest.items() if n.split("_")[1] in speakers}
+    return {
+        "altered or truncated": sorted(n for n, d in digests.items() if n in manifest and manifest[n] != d),
+        "missing": sorted(set(manifest) - set(digests)),
+        "not in the release": sorted(set(digests) - set(manifest)),
+    }
+
+
+def describe_problems(problems: dict, shown: int = 5) -> str:
+    """'altered or truncated: a.wav, b.wav; missing: c.wav (and 3 more)', empty problems left out."""
+    parts = []
+    for kind, names in problems.items():
+        if names:
+            more = f" (and {len(names) - shown} more)" if len(names) > shown else ""
+            parts.append(f"{kind} ({len(names)}): {', '.join(names[:shown])}{more}")
+    return "; ".join(parts)
+
+
+def load_fsdd(root: Path, speakers: tuple[str, ...] | None = None, verify: bool = True) -> Recordings:
+    """Recordings of the chosen speakers (all speakers when None) from `root/fsdd/recordings`.
+
+    verify: refuse recordings that are not FSDD v1.0.10's (altered, truncated, missing or extra files
+    of the chosen speakers), from the SHA-256 of the bytes read, with one DataError naming them.
+    """
+    recordings_dir = root / "fsdd" / "recordings"
+    entries = list_recordings(recordings_dir)
     available = sorted({name.speaker for _, name in entries})
     if speakers is not None:
         unknown = sorted(set(speakers) - set(available))
@@ -105,9 +160,18 @@ def load_fsdd(root: Path, speakers: tuple[str, ...] | None = None) -> Recordings
                 f"{root / 'fsdd' / 'recordings'} have: {', '.join(available)}"
             )
         entries = [e for e in entries if e[1].speaker in speakers]
-    waves = [read_wave(path) for path, _ in entries]
+    waves, digests = zip(*(read_wave(path) for path, _ in entries))
     names = [name for _, name in entries]
-    return Recordings(waves, np.array([n.digit for n in names], dtype=np.int32), names)
+    if verify:
+        used = {path.name: digest for (path, _), digest in zip(entries, digests)}
+        problems = checksum_problems(used, pinned_manifest(), {n.speaker for n in names})
+        if any(problems.values()):
+            raise DataError(
+                f"{recordings_dir}: the recordings are not FSDD {RELEASE}'s: {describe_problems(problems)}. "
+                "`clstm-jax data verify` lists every file; fetch the data again, or set data.verify = false "
+                "to train on your own recordings"
+            )
+    return Recordings(list(waves), np.array([n.digit for n in names], dtype=np.int32), names, list(digests))
 
 
 def pad_front(waves: list[np.ndarray], length: int) -> tuple[np.ndarray, np.ndarray]:

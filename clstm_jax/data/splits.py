@@ -10,6 +10,7 @@ materialised.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -69,26 +70,42 @@ class Split:
         return int(np.dot(n_img.astype(np.int64), n_aud.astype(np.int64)))
 
 
+@dataclass(frozen=True)
+class DataSet:
+    """The splits, and what they were made from.
+
+    identity: a JSON-able record of the data (stored in every run as data.json): a SHA-256 over the
+    SHA-256 of every file used, the speakers, the split seed and pad length, the counts per split, and
+    whether the files were checked against the published checksums.
+    """
+
+    splits: dict[str, Split]
+    identity: dict
+
+
 @lru_cache(maxsize=2)  # runs in one process (tests, a study) read the same files once
-def load_splits(
+def load_dataset(
     data_dir: Path,
     speakers: tuple[str, ...] | None = None,
     seed: int = 0,
     pad_length: int | None = None,
-) -> dict[str, Split]:
-    """The train / validation / test splits of MNIST x FSDD.
+    verify: bool = True,
+) -> DataSet:
+    """The train / validation / test splits of MNIST x FSDD, and their identity.
 
     speakers: FSDD speakers to use (None: all on disk). seed: the split seed;
     MNIST and FSDD are shuffled with independent streams derived from it.
     pad_length: samples per recording (None: the longest recording); longer
     recordings keep their last pad_length samples (see fsdd.pad_front).
+    verify: refuse files that are not the published MNIST and FSDD v1.0.10
+    (from the SHA-256 of the bytes read; see mnist.load_mnist, fsdd.load_fsdd).
     """
-    images, image_labels = load_mnist(data_dir)
-    recordings = load_fsdd(data_dir, speakers)
+    images, image_labels, mnist_digests = load_mnist(data_dir, verify)
+    recordings = load_fsdd(data_dir, speakers, verify)
     waves, lengths = pad_front(recordings.waves, pad_length or int(recordings.lengths.max()))
     image_parts = split_indices(len(images), [seed, 0])
     audio_parts = split_indices(len(waves), [seed, 1])
-    return {
+    splits = {
         name: Split(
             images=images[image_parts[name]],
             image_labels=image_labels[image_parts[name]].astype(np.int32),
@@ -98,6 +115,24 @@ def load_splits(
         )
         for name in SPLITS
     }
+    files = sorted([*mnist_digests.items(),
+                    *((f"{n.digit}_{n.speaker}_{n.index}.wav", d) for n, d in zip(recordings.names, recordings.digests))])
+    identity = {
+        "sha256": hashlib.sha256("".join(f"{digest}  {name}\n" for name, digest in files).encode()).hexdigest(),
+        "files": len(files),
+        "speakers": sorted({n.speaker for n in recordings.names}),
+        "split_seed": seed,
+        "pad_length": int(waves.shape[1]),
+        "counts": {name: {"images": len(split.images), "recordings": len(split.waves)} for name, split in splits.items()},
+        "verified": verify,
+    }
+    return DataSet(splits, identity)
+
+
+def load_splits(data_dir: Path, speakers: tuple[str, ...] | None = None, seed: int = 0,
+                pad_length: int | None = None, verify: bool = True) -> dict[str, Split]:
+    """The splits of `load_dataset`."""
+    return load_dataset(data_dir, speakers, seed, pad_length, verify).splits
 
 
 class PairTable(NamedTuple):

@@ -8,17 +8,10 @@ from pathlib import Path
 import hashlib
 
 from clstm_jax.data import DataError
-from clstm_jax.data.fsdd import check_format, parse_name
-from clstm_jax.data.mnist import read_bytes
+from clstm_jax.data.fsdd import RELEASE, check_format, checksum_problems, parse_manifest, parse_name, pinned_manifest
+from clstm_jax.data.mnist import MNIST_SHA256, read_bytes
 from clstm_jax.data.paths import MNIST_FILES, mnist_path
 
-# SHA-256 of the *decompressed* IDX files (the gzip wrapper may differ between mirrors).
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
 # Every FSDD release since v1.0.8 has 50 takes (index 0..49) of each digit per speaker.
 TAKES_PER_DIGIT = 50
 
@@ -68,19 +61,29 @@ def verify_mnist(root: Path, report: VerifyReport) -> None:
 
 
 def verify_fsdd(root: Path, report: VerifyReport) -> None:
+    """Every recording: name, format, takes per speaker and digit, and SHA-256 against FSDD v1.0.10's
+    shipped list and against the data directory's own fsdd/SHA256SUMS when there is one."""
     recordings = root / "fsdd" / "recordings"
     if not recordings.is_dir():
         report.problems.append(f"{recordings}: directory not found (expected FSDD recordings/)")
         return
     takes: dict[tuple[str, int], set[int]] = {}
+    digests: dict[str, str] = {}
     for path in sorted(recordings.iterdir()):
         try:
             name = parse_name(path)
+            digests[path.name] = sha256(path.read_bytes())
             check_format(path)
         except DataError as err:
             report.problems.append(str(err))
             continue
         takes.setdefault((name.speaker, name.digit), set()).add(name.index)
+    lists = [(f"FSDD {RELEASE}'s checksums", pinned_manifest())]
+    if (sums := root / "fsdd" / "SHA256SUMS").exists():
+        lists.append((str(sums), parse_manifest(sums.read_text())))
+    for source, manifest in lists:
+        for kind, names in checksum_problems(digests, manifest).items():
+            report.problems += [f"{recordings / name}: {kind} (against {source})" for name in names]
     for speaker in sorted({s for s, _ in takes}):
         counts = Counter({d: len(takes.get((speaker, d), ())) for d in range(10)})
         report.fsdd_counts[speaker] = counts
