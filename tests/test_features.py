@@ -173,3 +173,21 @@ def test_standardize_uses_the_given_statistics_and_refuses_to_run_without_them(c
 def test_constant_bins_cannot_be_standardised():
     with pytest.raises(ValueError, match="constant over the training recordings"):
         bin_stats(np.zeros((2, 800), np.int16), np.array([800, 800]), FeatureConfig())
+
+
+def test_utterance_normalisation_standardises_each_bin_over_the_recordings_own_frames():
+    rng = np.random.default_rng(5)
+    length, lengths = 1400, np.array([1400, 700, 950])
+    waves = np.zeros((3, length), np.float32)
+    for row, n in zip(waves, lengths):
+        row[length - n :] = rng.normal(0, 0.1, n)
+    cfg = FeatureConfig(compression="log", normalization="utterance")
+    got = np.asarray(spectrogram(jnp.asarray(waves), cfg, lengths=jnp.asarray(lengths)))
+    for wave, n, out in zip(waves.astype(np.float64), lengths, got):
+        frames = np.log(1e-3 + numpy_stft(wave))  # (6, 201)
+        inside = np.array([start + 400 > length - n for start in range(0, length - 400 + 1, 200)])
+        mean, var = frames[inside].mean(0), frames[inside].var(0)
+        expected = np.where(inside[:, None], (frames - mean) / np.sqrt(var + 1e-4), 0.0)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="needs the length of each recording"):
+        spectrogram(jnp.asarray(waves), cfg)

@@ -19,8 +19,9 @@ import numpy as np
 ORIG = math.inf  # the SNR that means "no noise"
 WINDOWS = ("hann", "rect")
 COMPRESSIONS = ("none", "log1p", "log")
+UTTERANCE_VARIANCE_FLOOR = 1e-4  # normalization "utterance": added to each bin's variance (a constant bin stays finite)
 LOG_FLOOR = 1e-3  # compression "log": log(LOG_FLOOR + magnitude); FSDD's median clean magnitude is about 0.02
-NORMALIZATIONS = ("none", "max", "standardize")
+NORMALIZATIONS = ("none", "max", "standardize", "utterance")
 
 
 def parse_snr(value: str | float) -> float:
@@ -44,7 +45,7 @@ class FeatureConfig:
     hop_length: int = 200  # samples between frame starts; no centring, so frames = 1 + (L - window) // hop
     window: str = "hann"  # window function: "hann" (periodic) or "rect"
     compression: str = "log1p"  # "none" (magnitude), "log1p" (log(1 + magnitude); silence stays 0) or "log" (log(1e-3 + magnitude): docs/data.md)
-    normalization: str = "none"  # "none", "max" (each spectrogram divided by its own maximum) or "standardize" (per bin, clean training statistics: BinStats)
+    normalization: str = "none"  # "none", "max" (each spectrogram / its maximum), "standardize" (per bin, clean training statistics: BinStats) or "utterance" (per bin, each recording's own frames): docs/data.md
 
     def __post_init__(self):
         for field, value, allowed in (
@@ -115,12 +116,11 @@ def bin_stats(waves: np.ndarray, lengths: np.ndarray, cfg: FeatureConfig, chunk:
     short recordings down. Sums are accumulated in float64.
     """
     length = waves.shape[1]
-    frame_end = np.arange(cfg.n_frames(length)) * cfg.hop_length + cfg.window_length  # (frames,)
     features = jax.jit(lambda w: compressed(waves_to_float(w), cfg))
     total, total_sq, count = np.zeros(cfg.n_bins), np.zeros(cfg.n_bins), 0
     for start in range(0, len(waves), chunk):
         spec = np.asarray(features(waves[start : start + chunk]), np.float64)  # (n, frames, bins)
-        in_recording = frame_end[None, :] > (length - lengths[start : start + chunk])[:, None]  # (n, frames)
+        in_recording = np.asarray(frames_in_recording(lengths[start : start + chunk], length, cfg))  # (n, frames)
         picked = spec[in_recording]  # (frames kept, bins)
         total, total_sq, count = total + picked.sum(0), total_sq + (picked**2).sum(0), count + len(picked)
     mean = total / count
@@ -143,10 +143,20 @@ def load_bin_stats(path: Path) -> BinStats:
         return BinStats(jnp.asarray(z["mean"]), jnp.asarray(z["std"]))
 
 
-def spectrogram(waves: jax.Array, cfg: FeatureConfig, stats: BinStats | None = None) -> jax.Array:
+def frames_in_recording(lengths: jax.Array, length: int, cfg: FeatureConfig) -> jax.Array:
+    """bool [..., frames]: the frames that reach into a recording of `lengths` samples, end-aligned in `length`."""
+    frame_end = jnp.arange(cfg.n_frames(length)) * cfg.hop_length + cfg.window_length
+    return frame_end > (length - jnp.asarray(lengths))[..., None]
+
+
+def spectrogram(waves: jax.Array, cfg: FeatureConfig, stats: BinStats | None = None,
+                lengths: jax.Array | None = None) -> jax.Array:
     """Model features of waveforms [..., L]: |STFT|, then compression and normalisation -> [..., frames, bins].
 
     stats: the training split's BinStats, needed when normalization = "standardize".
+    lengths: samples of each recording [...], needed when normalization = "utterance": each bin is
+    standardised over the recording's own frames (a stationary noise floor becomes its mean and goes),
+    and frames of pure padding become 0.
     """
     spec = compressed(waves, cfg)
     if cfg.normalization == "max":
@@ -157,6 +167,14 @@ def spectrogram(waves: jax.Array, cfg: FeatureConfig, stats: BinStats | None = N
             raise ValueError('features.normalization = "standardize" needs the per-bin statistics of the '
                              "clean training split (features.bin_stats); none were given")
         spec = (spec - stats.mean) / stats.std
+    elif cfg.normalization == "utterance":
+        if lengths is None:
+            raise ValueError('features.normalization = "utterance" needs the length of each recording; none was given')
+        inside = frames_in_recording(lengths, waves.shape[-1], cfg)[..., None]  # (..., frames, 1)
+        count = jnp.maximum(inside.sum(axis=-2, keepdims=True), 1)
+        mean = jnp.where(inside, spec, 0.0).sum(axis=-2, keepdims=True) / count
+        var = jnp.where(inside, (spec - mean) ** 2, 0.0).sum(axis=-2, keepdims=True) / count
+        spec = jnp.where(inside, (spec - mean) / jnp.sqrt(var + UTTERANCE_VARIANCE_FLOOR), 0.0)
     return spec
 
 
@@ -213,4 +231,4 @@ def make_batch(
     noisy_waves = jax.vmap(add_noise, in_axes=(0, 0, None, 0))(
         jax.random.split(audio_key, batch), clean_waves, audio_snr, in_recording
     )
-    return noisy_images, spectrogram(noisy_waves, cfg, stats)
+    return noisy_images, spectrogram(noisy_waves, cfg, stats, wave_lengths)
