@@ -84,8 +84,12 @@ def test_loading_refuses_data_that_is_not_the_published_one_unless_told(tmp_path
     for part in ("altered or truncated (2): 1_jackson_3.wav, 2_lucas_7.wav", "missing (1): 3_theo_4.wav",
                  "not in the release (1): 3_theo_50.wav", "data.verify = false"):
         assert part in message, message
-    # Only the chosen speakers' files count.
+    # Only the chosen speakers' files count; with no choice, the whole release does.
     assert len(load_fsdd(root, ("george", "nicolas")).waves) == 1000
+    for path in (root / "fsdd" / "recordings").glob("*_lucas_*.wav"):
+        path.unlink()
+    with pytest.raises(DataError, match=r"missing \(501\): 0_lucas_0.wav"):
+        load_fsdd(root)
     # The opt-out loads them, and the data's identity says so.
     unchecked = load_dataset(root, ("george", "jackson"), verify=False)
     assert unchecked.identity["verified"] is False and unchecked.identity["files"] == 4 + 1000

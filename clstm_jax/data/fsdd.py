@@ -147,7 +147,8 @@ def load_fsdd(root: Path, speakers: tuple[str, ...] | None = None, verify: bool 
     """Recordings of the chosen speakers (all speakers when None) from `root/fsdd/recordings`.
 
     verify: refuse recordings that are not FSDD v1.0.10's (altered, truncated, missing or extra files
-    of the chosen speakers), from the SHA-256 of the bytes read, with one DataError naming them.
+    of the chosen speakers; with speakers None, of the whole release), from the SHA-256 of the bytes
+    read, with one DataError naming them.
     """
     recordings_dir = root / "fsdd" / "recordings"
     entries = list_recordings(recordings_dir)
@@ -164,7 +165,7 @@ def load_fsdd(root: Path, speakers: tuple[str, ...] | None = None, verify: bool 
     names = [name for _, name in entries]
     if verify:
         used = {path.name: digest for (path, _), digest in zip(entries, digests)}
-        problems = checksum_problems(used, pinned_manifest(), {n.speaker for n in names})
+        problems = checksum_problems(used, pinned_manifest(), set(speakers) if speakers is not None else None)
         if any(problems.values()):
             raise DataError(
                 f"{recordings_dir}: the recordings are not FSDD {RELEASE}'s: {describe_problems(problems)}. "
