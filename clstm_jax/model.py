@@ -77,16 +77,19 @@ def init(key: jax.Array, cfg: ModelConfig) -> dict:
     normal = jax.nn.initializers.lecun_normal()
     keys = iter(jax.random.split(key, 7))
     gate_bias = jnp.zeros(G).at[C : 2 * C].set(cfg.forget_bias)
+    # Drawn as (9 Cin, G) and reshaped: the same fan-in and bit-identical values, and XLA:CPU compiles
+    # a 2-D draw 3x faster than a 4-D one (a vmapped init of the MICRO test model: 10.6 s -> 8.0 s).
+    conv_kernel = lambda k, c_in: normal(k, (9 * c_in, G)).reshape(3, 3, c_in, G)
     return {
         "layer1": {
-            "input_kernel": normal(next(keys), (3, 3, 1, G)),
-            "hidden_kernel": normal(next(keys), (3, 3, C, G)),
+            "input_kernel": conv_kernel(next(keys), 1),
+            "hidden_kernel": conv_kernel(next(keys), C),
             "audio_kernel": normal(next(keys), (cfg.bins, G)),
             "bias": gate_bias,
         },
         "layer2": {
-            "input_kernel": normal(next(keys), (3, 3, C, G)),
-            "hidden_kernel": normal(next(keys), (3, 3, C, G)),
+            "input_kernel": conv_kernel(next(keys), C),
+            "hidden_kernel": conv_kernel(next(keys), C),
             "bias": gate_bias,
         },
         "dense": {"kernel": normal(next(keys), (pooled, cfg.dense)), "bias": jnp.zeros(cfg.dense)},

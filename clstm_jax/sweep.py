@@ -121,7 +121,11 @@ def init_params(config: Config, specs: list[ModelSpec]) -> dict:
     """Stacked initial parameters (models, ...), each from its model's seed."""
     seeds = jnp.array([spec.seed for spec in specs])
     init_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(purpose_key(config.train.seed, INIT), seeds)
-    return jax.vmap(init, in_axes=(0, None))(init_keys, config.model)
+    return init_models(init_keys, config.model)
+
+
+# One compiled program: run eagerly, vmap(init) dispatches (and compiles) each random op on its own.
+init_models = jax.jit(jax.vmap(init, in_axes=(0, None)), static_argnums=1)
 
 
 def model_constants(config: Config, specs: list[ModelSpec]) -> Models:

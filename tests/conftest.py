@@ -1,9 +1,25 @@
 """Shared fixtures: the real data directory (read-only) and its splits."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import jax
 import pytest
+
+# One persistent XLA compilation cache for the whole test session, subprocesses included: most tests
+# compile the same small programs (the MICRO sweep's step, init, validation), and XLA:CPU takes seconds
+# for each. A fresh directory per session, so that no test depends on what an earlier run compiled.
+_CACHE = tempfile.mkdtemp(prefix="clstm-jax-test-xla-cache-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+jax.config.update("jax_compilation_cache_dir", _CACHE)  # in case jax was imported before these lines
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+atexit.register(shutil.rmtree, _CACHE, True)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
