@@ -206,6 +206,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n
     with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",
               disable=not progress, dynamic_ncols=True) as bar:
+        bar.set_postfix_str("compiling (the first chunk also compiles the program)")
         for start in range(0, total, cfg.batch):
             items = np.arange(start, start + cfg.batch) % total  # the last chunk wraps round: one shape, one compile
             grid, example = items // n, items % n

@@ -350,6 +350,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         state = restored
         if primary:
             keep_metrics_until(files.metrics, int(state["step"]))
+            print(f"resuming {run_dir} from step {int(state['step'])} of {config.train.steps}", flush=True)
     elif primary and files.metrics.exists():
         files.metrics.unlink()
 
@@ -362,6 +363,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
               dynamic_ncols=True) as bar:
         steps_since = 0
+        bar.set_postfix_str("compiling (the first step also compiles the program)")
         for step in range(start, total):
             state = step_fn(state, train, models)
             state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true

@@ -119,7 +119,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, data_dir):
     process.wait()
     steps_at_kill = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
     assert steps_at_kill and steps_at_kill[-1] < 12  # killed before the end
-    subprocess.run(sweep_command(killed, data_dir, *settings), check=True, capture_output=True)
+    resumed = subprocess.run(sweep_command(killed, data_dir, *settings), check=True, capture_output=True, text=True)
+    assert f"resuming {killed} from step {steps_at_kill[-1]} of 12" in resumed.stdout  # said, even with --quiet
 
     for a, b in zip(jax.tree.leaves(final_params(straight)), jax.tree.leaves(final_params(killed))):
         np.testing.assert_array_equal(a, b)
@@ -200,11 +201,13 @@ def test_multi_process_arguments_and_uneven_model_counts_are_clear_errors(monkey
         distributed.devices_per_process(3)
 
 
-def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir):
+def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir, capsys):
     """The tiny preset, one model at orig SNR (at the grid's noisy SNRs 480 examples teach little)."""
     config = load_config(SWEEPS / "fusion.toml", ["preset=tiny", "sweep.experiment=", "sweep.audio_snr=orig",
                                                       "sweep.visual_snr=orig"])
-    run_sweep(config, tmp_path / "tiny", data_dir, progress=False)
+    run_sweep(config, tmp_path / "tiny", data_dir, progress=True)
+    progress = capsys.readouterr().err
+    assert "0/60" in progress and "compiling" in progress.split("1/60")[0]  # said before the first step ends
     records = [json.loads(l) for l in (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()]
     first, last = records[0], records[-1]
     assert np.mean(list(last["loss"].values())) < np.mean(list(first["loss"].values())) - 0.2
