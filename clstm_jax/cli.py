@@ -305,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError, FloatingPointError) as err:
         print(f"clstm-jax: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # a sweep's says where it stopped (sweep.Interrupted)
+        print(f"clstm-jax: {err or 'interrupted; what was written before is kept (re-run the same command to resume)'}",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

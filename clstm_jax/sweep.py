@@ -41,6 +41,10 @@ from clstm_jax.model import apply, init
 from clstm_jax.train import make_optimizer, train_step
 
 INIT, PAIRS, NOISE, VALIDATION, TEST, TEST_NOISE = 0, 1, 2, 3, 4, 5
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user stopped a sweep (Ctrl-C); the message says where, and how to resume."""
 MODEL_AXIS = "models"
 
 
@@ -360,24 +364,31 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     total = config.train.steps
     start = int(state["step"])
     names = [s.name for s in specs]
-    with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
-              dynamic_ncols=True) as bar:
-        steps_since = 0
-        bar.set_postfix_str("compiling (the first step also compiles the program)")
-        for step in range(start, total):
-            state = step_fn(state, train, models)
-            state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true
-            steps_since += 1
-            done = step + 1
-            bar.update(1)
-            bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
-                                f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
-            if done % config.train.validate_every == 0 or done == total:
-                state = validate(state, models, validation, train.stats, count_fn, best_fn, config, names, steps_since, files, bar)
-                steps_since = 0
-            if done % config.train.checkpoint_every == 0 or done == total:
-                checkpoint.save(mngr, done, state)
-    mngr.close()
+    done = start
+    try:
+        with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
+                  dynamic_ncols=True) as bar:
+            steps_since = 0
+            bar.set_postfix_str("compiling (the first step also compiles the program)")
+            for step in range(start, total):
+                state = step_fn(state, train, models)
+                state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true
+                steps_since += 1
+                done = step + 1
+                bar.update(1)
+                bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
+                                    f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
+                if done % config.train.validate_every == 0 or done == total:
+                    state = validate(state, models, validation, train.stats, count_fn, best_fn, config, names, steps_since, files, bar)
+                    steps_since = 0
+                if done % config.train.checkpoint_every == 0 or done == total:
+                    checkpoint.save(mngr, done, state)
+    except KeyboardInterrupt:
+        saved = mngr.latest_step()
+        raise Interrupted(f"interrupted after step {done} of {total}; re-run the same command to resume"
+                          + (f" (from the checkpoint of step {saved})" if saved is not None else "")) from None
+    finally:
+        mngr.close()  # waits for a checkpoint still being written
     return state
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -126,6 +127,23 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, data_dir):
         np.testing.assert_array_equal(a, b)
     lines = [json.loads(l) for l in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == list(range(2, 13, 2))  # no step logged twice
+
+
+def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, data_dir):
+    run_dir = tmp_path / "interrupted"
+    settings = ["train.length=12", "train.length_unit=batches", "train.checkpoint_every=4"]  # as the resume test
+    process = subprocess.Popen(sweep_command(run_dir, data_dir, *settings), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoints" / "4").exists():
+        assert process.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert re.search(r"interrupted after step \d+ of 12; re-run the same command to resume "
+                     r"\(from the checkpoint of step (4|8)\)", err), err
 
 
 SHARDED = """
