@@ -142,6 +142,8 @@ def coerce(key: str, value, annotation):
         raise ConfigError(f"{key} = {value!r}: expected nothing")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r}: expected a finite number")
     if annotation is bool or isinstance(value, bool):
         if annotation is bool and isinstance(value, bool):
             return value
@@ -207,6 +209,10 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; expected a TOML config file such as sweeps/fusion.toml") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); expected a TOML file") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from None
 
@@ -235,7 +241,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     if preset:
         preset_path = (Path(path).parent if path else Path("sweeps")) / f"{preset}.toml"
         if not preset_path.is_file():
-            available = sorted(p.stem for p in preset_path.parent.glob("*.toml"))
+            available = sorted(p.stem for p in preset_path.parent.glob("*.toml") if is_preset(p))
             raise ConfigError(f"preset = {preset!r}: no file {preset_path}; presets beside it: {', '.join(available)}")
         preset_table = read_toml(preset_path)
         preset_table.pop("preset", None)
@@ -245,6 +251,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         apply_table(values, table, f"--set {text}")
     values["preset"] = preset
     return build(values)
+
+
+def is_preset(path: Path) -> bool:
+    """A size preset is a TOML file that names no preset and no models (no `preset` key, no [sweep] table)."""
+    try:
+        table = read_toml(path)
+    except ConfigError:
+        return False
+    return "preset" not in table and "sweep" not in table
 
 
 def positive(key: str, value, kind: str = "a positive integer") -> None:

@@ -11,25 +11,30 @@ checkpoint, and a finished evaluation is not redone.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Judged, judge,
                               modality_check)
-from clstm_jax.config import Config, snr_label
+from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
 from clstm_jax.experiments import FUSION_POINT, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report
 from clstm_jax.run import Run, load_run
-from clstm_jax.sweep import run_sweep
+from clstm_jax.sweep import diff_keys, run_sweep
 
 
 def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True,
               log=print) -> Path:
     """Train, evaluate, report and judge; returns the path of results.md."""
+    set_keys = [f"sweep.{key}" for key in diff_keys(asdict(SweepConfig(experiment="study")), asdict(config.sweep))]
+    if set_keys and config.sweep != SweepConfig():
+        raise ConfigError(f"{', '.join(set_keys)} set, but the study's models are fixed (experiments.study_models; "
+                          "study.seeds sets the seeds of the fusion comparison); use `clstm-jax sweep` for other models")
     run_dir = Path(run_dir)
     specs = study_models(config)
     started = time.perf_counter()

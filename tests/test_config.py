@@ -59,7 +59,9 @@ def test_unknown_key_lists_the_valid_ones(experiment):
         ("train.model_chunk=-1", r"train.model_chunk = -1: expected 0 \(all models at once\) or a positive integer"),
         ("model.conv=fft", r"model.conv = 'fft'; expected one of auto, lax, shifted"),
         ("sweep.audio_snr=loud", r"sweep.audio_snr = 'loud': expected a positive number or 'orig'"),
-        ("preset=huge", r"preset = 'huge': no file .*huge.toml; presets beside it: grid, small"),
+        ("preset=huge", r"preset = 'huge': no file .*huge.toml; presets beside it: small$"),  # grid.toml is an experiment
+        ("train.learning_rate=inf", r"train.learning_rate = inf: expected a finite number"),
+        ("model.forget_bias=nan", r"model.forget_bias = nan: expected a finite number"),
     ],
 )
 def test_invalid_values_name_key_value_and_what_is_allowed(experiment, override, message):
@@ -118,3 +120,24 @@ def test_experiment_and_axes_cannot_both_be_set(tmp_path):
     assert load_config(path, ["sweep.experiment=", "sweep.audio_snr=[1]"]).sweep.audio_snr == (1,)
     with pytest.raises(ConfigError, match=r"study.margin = -1.0: expected accuracy points"):
         load_config(path, ["study.margin=-1"])
+
+
+def test_config_files_that_cannot_be_read_are_named(tmp_path):
+    (tmp_path / "configs").mkdir()
+    with pytest.raises(ConfigError, match=r"configs: is a directory; expected a TOML config file"):
+        load_config(tmp_path / "configs")
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes("# caf\xe9\n[train]\nlength = 4\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml: not UTF-8 text \(byte 5: invalid continuation byte\)"):
+        load_config(latin1)
+
+
+def test_the_study_refuses_sweep_settings_because_its_models_are_fixed(tmp_path):
+    from clstm_jax.study import run_study
+
+    study = Path(__file__).resolve().parents[1] / "sweeps" / "study.toml"
+    with pytest.raises(ConfigError, match=r"sweep.seeds set, but the study's models are fixed .*study.seeds sets the seeds"):
+        run_study(load_config(study, ["preset=tiny", "sweep.seeds=[5]"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"sweep.experiment set, but the study's models are fixed"):
+        run_study(load_config(study.parent / "fusion.toml", ["preset=tiny"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
