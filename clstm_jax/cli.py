@@ -7,6 +7,7 @@ import json
 import sys
 
 from clstm_jax.data import DataError
+from clstm_jax.output import OutputError, check_writable
 
 
 def parse_speakers(text: str | None) -> tuple[str, ...] | None:
@@ -104,6 +105,7 @@ def sweep(args: argparse.Namespace) -> int:
     from clstm_jax.sweep import model_mesh, run_sweep
 
     config = load_config(args.config, args.set)
+    check_writable(args.out)
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     n_models = len(sweep_models(config))
     devices = len(model_mesh(n_models).devices)
@@ -123,6 +125,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from clstm_jax.run import load_run
 
     run = load_run(args.run_dir)  # restored once for both measurements
+    check_writable(Path(args.run_dir) / EVAL_DIR)
     result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
     result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
     modality_use.measure(run, args.data_dir).save(Path(args.run_dir) / EVAL_DIR, run.specs)
@@ -157,7 +160,7 @@ def inspect(args: argparse.Namespace) -> int:
         for part in args.model.split(","):
             key, _, value = part.partition("=")
             fields[aliases.get(key, key)] = parse_value(value)  # numbers as numbers, "orig" and names as text
-    out = Path(args.out) if args.out else Path(args.run_dir) / "inspect"
+    out = check_writable(Path(args.out) if args.out else Path(args.run_dir) / "inspect")
     png, table = inspect_model(run, name, args.example, out, args.data_dir, **fields)
     print(f"{png}\n{table}")
     return 0
@@ -168,6 +171,7 @@ def report(args: argparse.Namespace) -> int:
     from clstm_jax.run import load_run
 
     run = load_run(args.run_dir)
+    check_writable(f"{args.run_dir}/report")
     for line in draw_report(run, Study.of(run), args.data_dir):
         print(line)
     print(f"figures and their numbers in {args.run_dir}/report")
@@ -179,6 +183,7 @@ def study(args: argparse.Namespace) -> int:
     from clstm_jax.study import run_study
 
     config = load_config(args.config, args.set)
+    check_writable(args.out)
     path = run_study(config, args.out, data_dir=args.data_dir, progress=not args.quiet)
     print(f"done: {path}")
     return 0
@@ -302,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DataError, ValueError, FloatingPointError) as err:
+    except (DataError, OutputError, ValueError, FloatingPointError) as err:
         print(f"clstm-jax: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # a sweep's says where it stopped (sweep.Interrupted)

@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 from clstm_jax.cli import main
 from conftest import PAPER_SPEAKERS, ROOT
@@ -55,3 +56,15 @@ def test_model_summary_json_matches_the_hand_count(capsys):
 def test_model_summary_rejects_a_bad_width(capsys):
     assert main(["model", "summary", "--channels", "0"]) == 2
     assert "model.channels = 0; expected a positive integer" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys):
+    """--out under a file (not a directory), and /proc (a file system that refuses new files)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    for out, reason in ((blocker / "run", "a-file is not a directory"), (Path("/proc/clstm-jax-run"), "cannot write there")):
+        assert main(["sweep", str(ROOT / "sweeps" / "tiny.toml"), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and reason in err and str(out) in err, err
+    assert blocker.read_text() == "kept"
+    assert list(tmp_path.iterdir()) == [blocker]  # no probe left behind
