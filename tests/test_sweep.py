@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -156,7 +158,7 @@ leaf = state["params"]["layer1"]["hidden_kernel"]
 print(json.dumps({
     "devices": len(leaf.sharding.device_set),
     "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards}),
-    "params": [np.asarray(x).ravel()[:50].tolist() for x in jax.tree.leaves(state["params"])],
+    "params": [np.asarray(x).tolist() for x in jax.tree.leaves(state["params"])],
 }))
 """
 
@@ -175,8 +177,7 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
     four = run_with_devices("four", 4, tmp_path, data_dir, *grid)
     assert one["devices"] == 1 and four["devices"] == 4
     assert four["shard_rows"] == [1]  # 4 models, one per device
-    for a, b in zip(one["params"], four["params"]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(one["params"], four["params"], rtol=1e-5, atol=1e-6)  # every model, every entry
     # The same sweep as a two-process JAX program (jax.distributed), 2 devices each: the same numbers as
     # one process with 4 devices, from a checkpoint both processes wrote; only process 0 prints and logs.
     with socket.socket() as s:
@@ -270,3 +271,19 @@ def test_standardised_runs_store_the_training_statistics_and_evaluation_reads_th
     (run_dir / "feature_stats.npz").unlink()
     with pytest.raises(ConfigError, match="feature_stats.npz: missing"):
         load_run(run_dir)
+
+
+def test_keep_best_takes_the_new_parameters_only_where_validation_improved():
+    from clstm_jax.sweep import keep_best
+
+    params = {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.array([10.0, 20.0, 30.0])}  # 3 models
+    best = {"w": -jnp.ones((3, 2)), "b": -jnp.ones(3)}
+    state = {"params": params, "best_params": best, "best_accuracy": jnp.array([0.5, 0.5, 0.5]),
+             "best_step": jnp.array([4, 4, 4]), "loss_sum": jnp.array([3.0, 2.0, 1.0]), "step": jnp.array(8)}
+    out = keep_best(state, jnp.array([0.6, 0.5, 0.4]))  # model 0 improves; a tie (model 1) is not an improvement
+    chex.assert_trees_all_equal(out["best_params"], {"w": jnp.array([[0.0, 1.0], [-1, -1], [-1, -1]]),
+                                                     "b": jnp.array([10.0, -1, -1])})
+    chex.assert_trees_all_equal(out["best_accuracy"], jnp.array([0.6, 0.5, 0.5]))
+    chex.assert_trees_all_equal(out["best_step"], jnp.array([8, 4, 4]))
+    chex.assert_trees_all_equal(out["loss_sum"], jnp.zeros(3))
+    chex.assert_trees_all_equal(out["params"], params)
