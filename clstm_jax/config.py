@@ -78,6 +78,9 @@ class EvaluateConfig:
 
     snrs: tuple[float | str, ...] = PAPER_TEST_SNRS  # test SNRs of both modalities (the grid is their square)
     examples: int = 512  # test pairs in the fixed subset shared by every model and grid point
+    # test pairs where the study reads single points on their own (modality use, Fig. 7's audio swap): the
+    # first `point_examples` of the same seeded draw, so its first `examples` are the grid's own pairs
+    point_examples: int = 512
     batch: int = 512  # (example, grid point) items per program call; bounds memory, not results
     seed: int = 0  # picks the subset and its noise: keys fixed per (example, grid point)
 

@@ -235,14 +235,17 @@ def other_digit(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_dir: str | None = None) -> tuple:
+def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_dir: str | None = None,
+                      examples: int | None = None) -> tuple:
     """The exact inputs `evaluate` used (subset mode): (images, spectrograms, labels) at one SNR pair.
 
     example_ids: positions in the run's fixed test subset (default all of it).
+    examples: the subset's size (default evaluate.examples). The seeded draw is the same for every size,
+    so a larger subset begins with the smaller one, noise included (keys are per example and SNR pair).
     SNRs may be numbers or "orig", on the grid or off it.
     """
     cfg = run.config.evaluate
-    test, image_idx, audio_idx, labels = test_set(run.config, cfg.examples, data_dir, run.path)
+    test, image_idx, audio_idx, labels = test_set(run.config, examples or cfg.examples, data_dir, run.path)
     test = test._replace(stats=run.feature_stats)
     ids = np.arange(len(labels)) if example_ids is None else np.atleast_1d(np.asarray(example_ids))
     if ids.min() < 0 or ids.max() >= len(labels):

@@ -1,8 +1,10 @@
 """Does a model use both inputs? Its accuracy with one input replaced by another digit's, or zeroed (SPEC 8b).
 
 Every model of a run is scored at two points, its own training SNRs and the
-clean corner (orig, orig), on the run's fixed evaluation subset with the
-evaluation's own noise (`evaluate.evaluation_inputs`), under five conditions:
+clean corner (orig, orig), on the first `evaluate.point_examples` pairs of the
+run's seeded evaluation draw with the evaluation's own noise
+(`evaluate.evaluation_inputs`; the grid's `evaluate.examples` pairs are their
+first ones), under five conditions:
 
 - matched: the example as it is;
 - audio mismatched: the recording replaced by that of `evaluate.other_digit`
@@ -110,7 +112,7 @@ def measure(run: Run, data_dir: str | None = None) -> ModalityUse:
     correct = []
     for point in POINTS:
         pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
-        inputs = {pair: evaluation_inputs(run, *pair, None, data_dir) for pair in dict.fromkeys(pairs)}
+        inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, cfg.evaluate.point_examples) for pair in dict.fromkeys(pairs)}
         labels = next(iter(inputs.values()))[2]
         swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
         correct.append([np.asarray(right(run.params, run.models.masks, *(jnp.stack(z) for z in zip(

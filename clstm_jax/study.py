@@ -50,7 +50,7 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         evaluation = evaluate(run, data_dir=data_dir, progress=progress)
         evaluation.save(run_dir / EVAL_DIR, run.specs)
     use = load_modality_use(run_dir)
-    if use is None or use.step != evaluation.step:
+    if use is None or use.step != evaluation.step or use.correct.shape[-1] != config.evaluate.point_examples:
         log("study: measuring modality use (each input swapped for another digit's, or zeroed)")
         use = measure_modality_use(run, data_dir)
         use.save(run_dir / EVAL_DIR, run.specs)
@@ -68,7 +68,8 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
 def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Final-step outcomes, bool (seeds, examples), of each seed's main initial-fusion model in Fig. 7's
     scenario (audio 1, visual 0.25): with each example's own recording, and with that of `other_digit`."""
-    images, spectrograms, labels = evaluation_inputs(run, *ARRIVAL_SCENARIO, None, data_dir)
+    images, spectrograms, labels = evaluation_inputs(run, *ARRIVAL_SCENARIO, None, data_dir,
+                                                      run.config.evaluate.point_examples)
     inputs = condition_inputs(images, spectrograms, labels)
     models = [run.model(run.names[index]) for index in study.groups[("initial", "both", *FUSION_POINT)]]
     right = lambda model, condition: np.asarray(model.logits(*inputs[condition]))[:, -1].argmax(-1) == labels
@@ -102,7 +103,8 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
         f"stands only if its p-value, Holm-adjusted across the {len(judged)} claims, is below 5%. "
         f"\"detectable\" is the difference the deciding test finds with 80% power. With {evaluation.examples} "
         f"examples x {seeds} seed(s), no paired test can give p below 2 x 0.5^{evaluation.examples * seeds} = "
-        f"{floor:.2g}.", "",
+        f"{floor:.2g}; modality use and Fig. 7's audio swap read the first {config.evaluate.point_examples} pairs "
+        "of the same draw (`evaluate.point_examples`).", "",
         f"**Both modalities at work?** {check.measured}: "
         + ("both are used, so the fusion claims are judged." if check.verdict == HOLDS else
            f"**{check.verdict}**, so the fusion claims are not judged (SPEC 8b).") + " Per model: "

@@ -18,7 +18,8 @@ from clstm_jax.study import run_study
 from conftest import ROOT
 
 # The tiny preset, cut to 10 steps and 8 test pairs: the pipeline, not a result.
-TINY = ["preset=tiny", "train.length=10", "train.validate_every=5", "train.checkpoint_every=5", "evaluate.examples=8"]
+TINY = ["preset=tiny", "train.length=10", "train.validate_every=5", "train.checkpoint_every=5", "evaluate.examples=8",
+        "evaluate.point_examples=12"]
 FIGURES = (3, 4, 5, 6, 7, 9, 10, 11, 12)
 
 
@@ -61,7 +62,8 @@ def test_results_print_no_p_value_below_what_their_units_allow(study_run):
         if p_family == "-":  # a fusion claim whose precondition failed: reported, not judged
             assert "not testable at this size" in row[-1], row[0]
             p_family = p
-        assert n == 8 and float(p) >= 2 * 0.5 ** (n * s) and float(p_family) >= float(p), row[0]
+        assert n == (12 if row[0] == "| `4.6-audio-arrives`" else 8), row[0]  # evaluate.point_examples: single points
+        assert float(p) >= 2 * 0.5 ** (n * s) and float(p_family) >= float(p), row[0]
         assert re.fullmatch(r"\d+\.\d points", detectable), row[0]
 
 
@@ -167,7 +169,11 @@ def test_modality_use_swaps_or_zeroes_one_input_and_matches_the_evaluation(study
 
     run_dir, _ = study_run
     run, stored = load_run(run_dir), load_evaluation(run_dir)
-    images, spectrograms, labels = evaluation_inputs(run, 0.5, 0.25, None, str(data_dir))
+    images, spectrograms, labels = evaluation_inputs(run, 0.5, 0.25, None, str(data_dir), examples=12)
+    grid_images, grid_spectrograms, grid_labels = evaluation_inputs(run, 0.5, 0.25, None, str(data_dir))
+    np.testing.assert_array_equal(images[:8], grid_images)  # the larger subset begins with the grid's, noise included
+    np.testing.assert_array_equal(spectrograms[:8], grid_spectrograms)
+    np.testing.assert_array_equal(labels[:8], grid_labels)
     inputs = condition_inputs(images, spectrograms, labels)
     other = other_digit(labels)
     assert np.all(np.asarray(inputs["audio zeroed"][1]) == 0) and np.all(np.asarray(inputs["image zeroed"][0]) == 0)
@@ -175,12 +181,12 @@ def test_modality_use_swaps_or_zeroes_one_input_and_matches_the_evaluation(study
     np.testing.assert_array_equal(inputs["image mismatched"][0], np.asarray(images)[other])
     np.testing.assert_array_equal(inputs["audio mismatched"][0], images)
     use = load_modality_use(run_dir)
-    assert use.correct.shape == (42, 2, len(CONDITIONS), 8) and use.names == stored.names
+    assert use.correct.shape == (42, 2, len(CONDITIONS), 12) and use.names == stored.names
     for m, spec in enumerate(run.specs):  # matched inputs are the evaluation's own: the same outcomes
         i = list(stored.audio_snrs).index(np.float32(spec.audio_snr))
         j = list(stored.visual_snrs).index(np.float32(spec.visual_snr))
-        np.testing.assert_array_equal(use.of(m, "training", "matched"), stored.correct[m, i, j])
-        np.testing.assert_array_equal(use.of(m, "clean", "matched"), stored.correct[m, 0, 0])
+        np.testing.assert_array_equal(use.of(m, "training", "matched")[:8], stored.correct[m, i, j])
+        np.testing.assert_array_equal(use.of(m, "clean", "matched")[:8], stored.correct[m, 0, 0])
     assert (run_dir / "report" / "modality_use.png").exists()
     assert "## Modality use" in (run_dir / "results.md").read_text()
 
