@@ -167,14 +167,16 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from clstm_jax.report import Study, draw_report
     from clstm_jax.run import load_run
 
+    out = check_writable(Path(args.out) if args.out else Path(args.run_dir) / "report")
     run = load_run(args.run_dir)
-    check_writable(f"{args.run_dir}/report")
-    for line in draw_report(run, Study.of(run), args.data_dir):
+    for line in draw_report(run, Study.of(run), args.data_dir, out):
         print(line)
-    print(f"figures and their numbers in {args.run_dir}/report")
+    print(f"figures and their numbers in {out}")
     return 0
 
 
@@ -270,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = commands.add_parser("report", help="the paper's figures (PNG) and the numbers behind each (CSV)")
     rep.add_argument("run_dir", metavar="RUN", help="an evaluated run directory")
+    rep.add_argument("--out", help="output folder (default: RUN/report); a read-only run can be reported elsewhere")
     rep.add_argument("--data-dir", help=data_dir_help)
     rep.set_defaults(run=report)
 

@@ -18,8 +18,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clstm_jax.choices import Fusion, LengthUnit, Modality, check_choice, check_fields, choices
 from clstm_jax.data.features import ORIG, FeatureConfig
-from clstm_jax.masks import FUSIONS, MODALITIES
 from clstm_jax.model import ModelConfig
 
 
@@ -44,13 +44,16 @@ class TrainConfig:
 
     batch_size: int = 32  # same-label pairs per step, shared by every model of a sweep
     length: int = 87_516  # training length per model, in `length_unit`s (paper: 87,516)
-    length_unit: str = "examples"  # "examples" (steps = ceil(length / batch_size)) or "batches" (steps = length)
+    length_unit: LengthUnit = "examples"  # "examples" (steps = ceil(length / batch_size)) or "batches" (steps = length)
     learning_rate: float = 1e-3  # Adam learning rate (paper: 1e-3)
     validate_every: int = 100  # steps between validations (and best-state updates)
     validation_examples: int = 1024  # fixed validation subset, at each model's own training SNR
     checkpoint_every: int = 500  # steps between checkpoints (and always at the end)
     seed: int = 0  # root of every key: parameters, pairs, noise (fold_in per model and step)
     model_chunk: int = 0  # models computed side by side (vmap) per device; the rest loop (lax.map). 0 = all: best on GPU; on CPU small chunks are faster (docs/performance.md)
+
+    def __post_init__(self):
+        check_fields(self, "train")
 
     @property
     def steps(self) -> int:
@@ -62,11 +65,14 @@ class SweepConfig:
     """The models of a sweep: a named experiment of `clstm_jax.experiments`, or the product of the grid axes."""
 
     experiment: str = ""  # fusion, appendix_fusion, snr_grid, unimodal_visual, unimodal_audio, study; "" = the axes below
-    fusion: tuple[str, ...] = ("initial",)  # fusion depths: initial, second, fc
-    modalities: tuple[str, ...] = ("both",)  # both, visual, audio (unimodal zero the other input)
+    fusion: tuple[Fusion, ...] = ("initial",)  # fusion depths: initial, second, fc
+    modalities: tuple[Modality, ...] = ("both",)  # both, visual, audio (unimodal zero the other input)
     audio_snr: tuple[float | str, ...] = (0.5,)  # training audio SNRs (linear power ratios, or "orig")
     visual_snr: tuple[float | str, ...] = (0.25,)  # training visual SNRs
     seeds: tuple[int, ...] = (0,)  # model seeds (parameter init and noise streams)
+
+    def __post_init__(self):
+        check_fields(self, "sweep")
 
 
 PAPER_TEST_SNRS = ("orig", 16, 8, 4, 2, 1, 0.5, 0.25, 0.125, 0.0625)
@@ -128,6 +134,12 @@ def field_type(section: str, name: str):
 def coerce(key: str, value, annotation):
     """value checked (and converted where lossless) against a field's type annotation."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        try:
+            check_choice(key, value, annotation)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return value
     if origin is tuple:
         item_type = typing.get_args(annotation)[0]
         items = value if isinstance(value, (list, tuple)) else [value]
@@ -278,17 +290,12 @@ def validate(config: Config) -> None:
     positive("train.learning_rate", train.learning_rate, "a positive number")
     if train.model_chunk < 0:
         raise ConfigError(f"train.model_chunk = {train.model_chunk}: expected 0 (all models at once) or a positive integer")
-    if train.length_unit not in ("examples", "batches"):
-        raise ConfigError(f"train.length_unit = {train.length_unit!r}: expected one of examples, batches")
     if config.data.pad_length < 0:
         raise ConfigError(f"data.pad_length = {config.data.pad_length}: expected 0 (the longest recording) or a length")
-    for axis, allowed in (("fusion", FUSIONS), ("modalities", MODALITIES)):
-        values = getattr(sweep, axis)
-        if not values:
+    for axis in ("fusion", "modalities"):
+        if not getattr(sweep, axis):
+            allowed = choices(typing.get_type_hints(SweepConfig)[axis])
             raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of {', '.join(allowed)}")
-        for value in values:
-            if value not in allowed:
-                raise ConfigError(f"sweep.{axis} = {value!r}: expected one of {', '.join(allowed)}")
     for axis in ("audio_snr", "visual_snr"):
         values = getattr(sweep, axis)
         if not values:
@@ -310,7 +317,7 @@ def validate(config: Config) -> None:
     for key, seeds in (("sweep.seeds", sweep.seeds), ("study.seeds", config.study.seeds)):
         if not seeds:
             raise ConfigError(f"{key} = []: expected a non-empty list of integers")
-    for name in ("examples", "batch"):
+    for name in ("examples", "point_examples", "batch"):
         positive(f"evaluate.{name}", getattr(config.evaluate, name))
     if not config.evaluate.snrs:
         raise ConfigError("evaluate.snrs = []: expected a non-empty list of SNRs (positive numbers or 'orig')")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from clstm_jax.config import Config, ModelSpec, expand
 from clstm_jax.data.features import ORIG
+from clstm_jax.masks import FUSIONS
 
-FUSIONS = ("initial", "second", "fc")
 LATE = ("second", "fc")
 FUSION_POINT = (0.5, 0.25)  # (audio, visual) training SNRs of the fusion comparison: 4.3, Fig. 3 (chosen in 4.5)
 APPENDIX = {9: (1.0, 0.5), 10: (2.0, 0.25), 11: (1.0, 0.25), 12: (1.0, 0.125)}  # A.3: Fig. number -> (audio, visual)

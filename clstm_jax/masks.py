@@ -15,14 +15,17 @@ input kernel, whose inputs are layer 1's groups).
 
 from __future__ import annotations
 
+import typing
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-FUSIONS = ("initial", "second", "fc")
-MODALITIES = ("both", "visual", "audio")
+from clstm_jax.choices import Fusion, Modality
+
+FUSIONS = typing.get_args(Fusion)
+MODALITIES = typing.get_args(Modality)
 
 
 class Masks(NamedTuple):

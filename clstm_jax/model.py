@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from clstm_jax.choices import Conv, check_fields
 from clstm_jax.masks import Masks
 
-CONVS = ("auto", "lax", "shifted")
 # What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
 # Measured on CPU only; elsewhere "shifted" too, because vmapping lax.conv over
 # per-model kernels becomes a grouped convolution, and sweeps are vmapped.
@@ -42,12 +42,11 @@ class ModelConfig:
     dense: int = 128  # width of the dense ReLU layer
     classes: int = 10  # output classes
     forget_bias: float = 1.0  # initial bias of the forget gate (keeps the cell open early in training)
-    conv: str = "auto"  # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "auto" (per backend)
+    conv: Conv = "auto"  # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "auto" (per backend)
     remat: bool = False  # rematerialise each scan step in the backward pass (less memory, ~1/3 more compute)
 
     def __post_init__(self):
-        if self.conv not in CONVS:
-            raise ValueError(f"model.conv = {self.conv!r}; expected one of {', '.join(CONVS)}")
+        check_fields(self, "model")
         for name in ("channels", "frames", "bins", "dense", "classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} = {getattr(self, name)}; expected a positive integer")

@@ -240,11 +240,12 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: f"{v:.6f}" if isinstance(v, (float, np.floating)) else v for k, v in row.items()})
 
 
-def draw_report(run: Run, study: Study, data_dir: str | None = None) -> list[str]:
-    """Every figure the run's models allow, into RUN/report; returns one line per figure (drawn or why not)."""
+def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path | None = None) -> list[str]:
+    """Every figure the run's models allow, into `out` (default RUN/report); returns one line per figure
+    (drawn or why not)."""
     from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
 
-    out = run.path / REPORT_DIR
+    out = run.path / REPORT_DIR if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for number, (a, v) in {3: FUSION_POINT, **APPENDIX}.items():

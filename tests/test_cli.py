@@ -68,3 +68,46 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path, 
         assert len(err.strip().splitlines()) == 1 and reason in err and str(out) in err, err
     assert blocker.read_text() == "kept"
     assert list(tmp_path.iterdir()) == [blocker]  # no probe left behind
+
+
+DATA_COMMANDS = {"sweep", "study", "evaluate", "report", "inspect", "bench"}
+PLACEHOLDER = re.compile(r"=[A-Z_]+$")  # a value the text tells the reader to fill in (docs/training.md's tables)
+
+
+def documented_commands():
+    """(file, argv) of every clstm-jax command line in README.md, docs/*.md and the sweeps' comments,
+    continuation lines joined, comments and the shell prefix dropped."""
+    import shlex
+
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "sweeps").glob("*.toml"))]:
+        text = path.read_text()
+        if path.suffix == ".md":  # only inside code blocks
+            text = "\n".join(re.findall(r"```[a-z]*\n(.*?)```", text, re.S))
+        else:  # the files' comment lines
+            text = "\n".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+        for command in re.sub(r"\\\n\s*", " ", text).splitlines():
+            command = command.split("&& ")[-1].strip()
+            if re.match(r"(\.venv/bin/)?clstm-jax ", command):
+                argv = shlex.split(command, comments=True)[1:]
+                found.append((path.relative_to(ROOT), [a for a in argv if a != "$F"]))
+    return found
+
+
+def test_every_documented_command_parses_and_names_its_data(monkeypatch):
+    """Every command line the docs give parses against the CLI as written, its config and --set values
+    load, and a command that reads data says where the data is on these machines."""
+    from clstm_jax.cli import build_parser
+    from clstm_jax.config import load_config
+
+    monkeypatch.chdir(ROOT)  # the docs' paths are relative to the project root
+    commands = documented_commands()
+    assert len(commands) > 30
+    for path, argv in commands:
+        args = build_parser().parse_args(argv)  # argparse exits (SystemExit) on anything it does not know
+        if argv[0] in DATA_COMMANDS or argv[:2] in (["data", "verify"], ["data", "stats"]):
+            assert "--data-dir" in argv, (str(path), argv)
+        sets = getattr(args, "set", None)
+        if getattr(args, "config", None) and not any(PLACEHOLDER.search(s) for s in sets):
+            preset = [f"preset={args.preset}"] if argv[0] == "bench" else []
+            load_config(args.config, preset + sets)  # unknown keys and bad values raise

@@ -57,11 +57,14 @@ def test_unknown_key_lists_the_valid_ones(experiment):
         ("train.batch_size=2.5", r"train.batch_size = 2.5: expected an integer"),
         ("train.length_unit=epochs", r"train.length_unit = 'epochs': expected one of examples, batches"),
         ("train.model_chunk=-1", r"train.model_chunk = -1: expected 0 \(all models at once\) or a positive integer"),
-        ("model.conv=fft", r"model.conv = 'fft'; expected one of auto, lax, shifted"),
+        ("model.conv=fft", r"model.conv = 'fft': expected one of auto, lax, shifted"),
         ("sweep.audio_snr=loud", r"sweep.audio_snr = 'loud': expected a positive number or 'orig'"),
         ("preset=huge", r"preset = 'huge': no file .*huge.toml; presets beside it: small$"),  # grid.toml is an experiment
         ("train.learning_rate=inf", r"train.learning_rate = inf: expected a finite number"),
         ("model.forget_bias=nan", r"model.forget_bias = nan: expected a finite number"),
+        ("features.normalization=zscore", r"features.normalization = 'zscore': expected one of none, max, standardize, utterance$"),
+        ("features.compression=3", r"features.compression = 3: expected one of none, log1p, log$"),
+        ("evaluate.point_examples=0", r"evaluate.point_examples = 0: expected a positive integer"),
     ],
 )
 def test_invalid_values_name_key_value_and_what_is_allowed(experiment, override, message):
@@ -141,3 +144,17 @@ def test_the_study_refuses_sweep_settings_because_its_models_are_fixed(tmp_path)
     with pytest.raises(ConfigError, match=r"sweep.experiment set, but the study's models are fixed"):
         run_study(load_config(study.parent / "fusion.toml", ["preset=tiny"]), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_literal_fields_are_checked_when_built_directly_too():
+    """The config dataclasses check their Literal-typed fields on construction (one function: choices.check_fields)."""
+    from clstm_jax.config import SweepConfig, TrainConfig
+    from clstm_jax.data.features import FeatureConfig
+
+    with pytest.raises(ValueError, match=r"^train.length_unit = 'epochs': expected one of examples, batches$"):
+        TrainConfig(length_unit="epochs")
+    with pytest.raises(ValueError, match=r"^sweep.modalities = 'video': expected one of both, visual, audio$"):
+        SweepConfig(modalities=("both", "video"))
+    with pytest.raises(ValueError, match=r"^features.window = 'box': expected one of hann, rect$"):
+        FeatureConfig(window="box")
+    assert SweepConfig(fusion=("initial", "second", "fc")).fusion == ("initial", "second", "fc")

@@ -64,7 +64,7 @@ def test_compression_and_normalisation_options(clean):
 
 
 def test_bad_feature_options_are_named():
-    with pytest.raises(ValueError, match="features.window = 'hamming'; expected one of hann, rect"):
+    with pytest.raises(ValueError, match="features.window = 'hamming': expected one of hann, rect"):
         FeatureConfig(window="hamming")
     with pytest.raises(ValueError, match="features.compression"):
         FeatureConfig(compression="log10")

@@ -218,7 +218,7 @@ def test_bad_shapes_and_options_are_named(params):
     image, spectrogram = inputs()
     with pytest.raises(ValueError, match=r"expected image \(batch, 28, 28\) and spectrogram \(batch, frames, 11\)"):
         apply(params, masks, image, spectrogram[..., :5], CFG)
-    with pytest.raises(ValueError, match="model.conv = 'fft'; expected one of auto, lax, shifted"):
+    with pytest.raises(ValueError, match="model.conv = 'fft': expected one of auto, lax, shifted"):
         ModelConfig(conv="fft")
     with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):
         make_masks(params, 4, "late")

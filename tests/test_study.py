@@ -152,6 +152,18 @@ def test_bad_requests_name_the_problem(study_run, data_dir, capsys):
     assert "expected 0 <= example < 8" in capsys.readouterr().err
     assert main(["inspect", str(run_dir), "--model", "fusion=late", "--data-dir", str(data_dir)]) == 2
     assert "no model" in capsys.readouterr().err
+    assert main(["inspect", str(run_dir), "--model", "fusion=fc,a=0.5,v=0.25", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err  # three seeds match: the line names them and the field that tells them apart
+    assert "3 models match" in err and "they differ in seed (0, 1, 2): add one to choose, e.g. seed=0" in err
+
+
+def test_report_out_writes_elsewhere_the_same_figures(study_run, data_dir, tmp_path):
+    run_dir, _ = study_run
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "figures"), "--data-dir", str(data_dir)]) == 0
+    csvs = sorted(p.name for p in (run_dir / "report").glob("*.csv"))
+    assert csvs and sorted(p.name for p in (tmp_path / "figures").glob("*.csv")) == csvs
+    for name in csvs:
+        assert (tmp_path / "figures" / name).read_text() == (run_dir / "report" / name).read_text(), name
 
 
 def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir):

@@ -16,12 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clstm_jax.choices import Compression, Normalization, Window, check_fields
+
 ORIG = math.inf  # the SNR that means "no noise"
-WINDOWS = ("hann", "rect")
-COMPRESSIONS = ("none", "log1p", "log")
 UTTERANCE_VARIANCE_FLOOR = 1e-4  # normalization "utterance": added to each bin's variance (a constant bin stays finite)
 LOG_FLOOR = 1e-3  # compression "log": log(LOG_FLOOR + magnitude); FSDD's median clean magnitude is about 0.02
-NORMALIZATIONS = ("none", "max", "standardize", "utterance")
 
 
 def parse_snr(value: str | float) -> float:
@@ -43,18 +42,12 @@ class FeatureConfig:
 
     window_length: int = 400  # STFT window and FFT size, in samples (201 frequency bins)
     hop_length: int = 200  # samples between frame starts; no centring, so frames = 1 + (L - window) // hop
-    window: str = "hann"  # window function: "hann" (periodic) or "rect"
-    compression: str = "log1p"  # "none" (magnitude), "log1p" (log(1 + magnitude); silence stays 0) or "log" (log(1e-3 + magnitude): docs/data.md)
-    normalization: str = "none"  # "none", "max" (each spectrogram / its maximum), "standardize" (per bin, clean training statistics: BinStats) or "utterance" (per bin, each recording's own frames): docs/data.md
+    window: Window = "hann"  # window function: "hann" (periodic) or "rect"
+    compression: Compression = "log1p"  # "none" (magnitude), "log1p" (log(1 + magnitude); silence stays 0) or "log" (log(1e-3 + magnitude): docs/data.md)
+    normalization: Normalization = "none"  # "none", "max" (each spectrogram / its maximum), "standardize" (per bin, clean training statistics: BinStats) or "utterance" (per bin, each recording's own frames): docs/data.md
 
     def __post_init__(self):
-        for field, value, allowed in (
-            ("window", self.window, WINDOWS),
-            ("compression", self.compression, COMPRESSIONS),
-            ("normalization", self.normalization, NORMALIZATIONS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"features.{field} = {value!r}; expected one of {', '.join(allowed)}")
+        check_fields(self, "features")
         if self.window_length < 2 or self.hop_length < 1:
             raise ValueError(
                 f"features.window_length = {self.window_length}, hop_length = {self.hop_length}; "
