@@ -52,12 +52,14 @@ def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> 
         "mode": "vmapped" if vmapped else "sequential",
         "seconds_per_step": seconds,
         "model_examples_per_second": n_models * config.train.batch_size / seconds,
+        "argument_mb": memory.argument_size_in_bytes / 2**20,  # state, training split and model constants
+        "temp_mb": memory.temp_size_in_bytes / 2**20,
         "memory_mb": (memory.temp_size_in_bytes + memory.argument_size_in_bytes) / 2**20,
     }
 
 
 def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None) -> list[dict]:
-    """One row per (model count, mode); memory is XLA's temporary + argument bytes of one program."""
+    """One row per (model count, mode); memory is XLA's argument + temporary bytes of one program."""
     split = load_checked_data(config, data_dir).splits["train"]
     train = split_arrays(split, feature_stats(config, split))
     return [measure(config, n, vmapped, steps, train) for n in model_counts for vmapped in (True, False)]

@@ -77,23 +77,33 @@ def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[n
                  for condition in ("matched", "audio mismatched"))
 
 
+def training_point_accuracy(study: Study) -> str:
+    """The models' accuracy at their own training SNRs, as text: mean and range over models, in %."""
+    ev = study.evaluation
+    acc = 100 * np.array([ev.accuracy[m, list(ev.audio_snrs).index(np.float32(s.audio_snr)),
+                                      list(ev.visual_snrs).index(np.float32(s.visual_snr))]
+                          for m, s in enumerate(study.specs)])
+    return (f"accuracy at their training SNRs {acc.mean():.1f}% on average, {acc.min():.1f}-{acc.max():.1f}% "
+            f"over the {len(acc)} models; chance is 10%")
+
+
 def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir: Path, seconds: float) -> str:
     evaluation = study.evaluation
     seeds = len(study.groups[("initial", "both", *FUSION_POINT)])
     floor = 2 * 0.5 ** (evaluation.examples * seeds)
     counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED)}
     check = modality_check(study)
-    lines = [
-        f"# Study results ({config.preset or 'custom'} preset)", "",
+    lines = [f"# Study results ({config.preset or 'custom'} preset)", ""]
+    if config.preset == "tiny":
+        lines += [f"**A smoke run.** The tiny preset checks the pipeline; its models are barely trained "
+                  f"({training_point_accuracy(study)}), and its verdicts say nothing about the paper.", ""]
+    lines += [
         f"{len(study.specs)} models, {config.train.steps} training steps of {config.train.batch_size} pairs each; "
         f"{seeds} seed(s) for the main fusion comparison; evaluated on {evaluation.examples} "
         f"shared test pairs per grid point ({evaluation.mode}) over a {len(evaluation.audio_snrs)} x "
         f"{len(evaluation.visual_snrs)} test-SNR grid. This invocation took {seconds / 60:.1f} min "
         "(a resumed study counts only its own part).", "",
     ]
-    if config.preset == "tiny":
-        lines += ["**A smoke run.** The tiny preset checks the pipeline; its models are barely trained, and its "
-                  "verdicts say nothing about the paper.", ""]
     lines += [
         "**How to read the verdicts** (docs/study.md). The unit of inference is the test example nested in seed; "
         "grid points that share examples are never counted as independent draws. **holds**: the claim's test supports "

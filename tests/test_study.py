@@ -211,3 +211,17 @@ def test_mismatched_recordings_carry_another_label(study_run, data_dir):
     assert list(other_digit(np.array([3, 3, 5, 3]))) == [2, 2, 3, 2]
     with pytest.raises(ValueError, match="no other digit"):
         other_digit(np.array([4, 4]))
+
+
+def test_tiny_results_open_with_the_smoke_run_line_and_its_accuracy(study_run):
+    """The tiny study says first that it is a smoke run, with its models' accuracy at their training point
+    (recomputed here from eval/accuracy.csv)."""
+    run_dir, _ = study_run
+    lines = (run_dir / "results.md").read_text().splitlines()
+    assert lines[0] == "# Study results (tiny preset)" and lines[2].startswith("**A smoke run.**")
+    own = [int(r["correct"]) / int(r["examples"]) for r in read_csv(run_dir / "eval" / "accuracy.csv")
+           if (r["test_audio_snr"], r["test_visual_snr"]) == (r["train_audio_snr"], r["train_visual_snr"])]
+    assert len(own) == 42
+    own = 100 * np.array(own)
+    assert (f"{own.mean():.1f}% on average, {own.min():.1f}-{own.max():.1f}% over the 42 models; chance is 10%"
+            in lines[2])
