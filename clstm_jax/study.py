@@ -20,7 +20,7 @@ from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTE
                               modality_check)
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
-from clstm_jax.experiments import FUSION_POINT, study_models
+from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report
@@ -75,6 +75,30 @@ def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[n
     right = lambda model, condition: np.asarray(model.logits(*inputs[condition]))[:, -1].argmax(-1) == labels
     return tuple(np.stack([right(model, condition) for model in models])
                  for condition in ("matched", "audio mismatched"))
+
+
+def balance_lines(study: Study) -> list[str]:
+    """Where both modalities contribute comparably (paper 4.5): for each initial-fusion model of the SNR
+    grid (first seed), what mismatching each input costs it at its training SNRs, largest smaller cost first."""
+    use, rows = study.modality_use, []
+    for a in GRID_AUDIO:
+        for v in GRID_VISUAL:
+            if not study.has("initial", "both", a, v):
+                return []
+            m = study.groups[("initial", "both", a, v)][0]
+            matched = use.of(m, "training", "matched").mean()
+            audio, image = (100 * (matched - use.of(m, "training", f"{x} mismatched").mean()) for x in ("audio", "image"))
+            rows.append((min(audio, image), a, v, 100 * matched, audio, image))
+    lines = ["", "## Where both modalities contribute", "",
+             "The paper chose its fusion point \"such that the contribution of each modality will be comparable\" "
+             "(4.5). Per initial-fusion model of the SNR grid (first seed): accuracy at its training SNRs and the "
+             "points lost when the recording, or the image, is another digit's. Sorted by the smaller loss: the "
+             "first row is the training point where both inputs matter most.", "",
+             "| training audio | training visual | matched (%) | audio mismatched costs | image mismatched costs |",
+             "|---|---|---|---|---|"]
+    for _, a, v, matched, audio, image in sorted(rows, reverse=True):
+        lines.append(f"| {snr_label(a)} | {snr_label(v)} | {matched:.1f} | {audio:.1f} | {image:.1f} |")
+    return lines
 
 
 def training_point_accuracy(study: Study) -> str:
@@ -144,6 +168,7 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
         for spec, row in zip(study.specs, use.accuracy.reshape(len(use.names), -1)):
             lines.append(f"| {spec.fusion} {spec.modalities} a={snr_label(spec.audio_snr)} v={snr_label(spec.visual_snr)} "
                          f"seed={spec.seed} | " + " | ".join(f"{100 * x:.1f}" for x in row) + " |")
+        lines += balance_lines(study)
     lines += ["", "## Figures", ""]
     for name in [f"fig{number}" for number in (3, 4, 5, 6, 7, 9, 10, 11, 12)] + ["modality_use"]:
         if (run_dir / "report" / f"{name}.png").exists():

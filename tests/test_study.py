@@ -225,3 +225,24 @@ def test_tiny_results_open_with_the_smoke_run_line_and_its_accuracy(study_run):
     own = 100 * np.array(own)
     assert (f"{own.mean():.1f}% on average, {own.min():.1f}-{own.max():.1f}% over the 42 models; chance is 10%"
             in lines[2])
+
+
+def test_balance_table_gives_each_grid_models_mismatch_costs_from_the_csv(study_run):
+    """Every initial-fusion grid model appears once, with the costs recomputed from modality_use.csv,
+    sorted by the smaller of its two costs."""
+    run_dir, _ = study_run
+    text = (run_dir / "results.md").read_text().split("## Where both modalities contribute")[1].split("## Figures")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if re.match(r"\| [\d.]+ \| ", line)]
+    counts = {}
+    for r in read_csv(run_dir / "eval" / "modality_use.csv"):
+        if r["fusion"] == "initial" and r["modalities"] == "both" and r["seed"] == "0" and r["point"] == "training":
+            counts[(r["train_audio_snr"], r["train_visual_snr"], r["condition"])] = int(r["correct"]) / int(r["examples"])
+    assert len(rows) == 16 and len({(a, v) for a, v, *_ in rows}) == 16
+    smaller = []
+    for a, v, matched, audio, image in (r[:5] for r in rows):
+        m = counts[(a, v, "matched")]
+        assert float(matched) == pytest.approx(100 * m, abs=0.051)
+        assert float(audio) == pytest.approx(100 * (m - counts[(a, v, "audio mismatched")]), abs=0.051)
+        assert float(image) == pytest.approx(100 * (m - counts[(a, v, "image mismatched")]), abs=0.051)
+        smaller.append(min(float(audio), float(image)))
+    assert smaller == sorted(smaller, reverse=True)
