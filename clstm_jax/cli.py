@@ -117,6 +117,21 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan(args: argparse.Namespace) -> int:
+    from clstm_jax.config import load_config
+    from clstm_jax.experiments import sweep_models
+    from clstm_jax.plan import plan as price, plan_table
+
+    config = load_config(args.config, args.set)
+    if args.time < 0:
+        raise ValueError(f"--time {args.time}: expected a number of timed calls, 0 or more")
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result = price(config, sweep_models(config), args.data_dir, study=config.sweep.experiment == "study",
+                   timed_calls=args.time, log=log)
+    print(json.dumps(result) if args.json else plan_table(result))
+    return 0
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -275,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output folder (default: RUN/report); a read-only run can be reported elsewhere")
     rep.add_argument("--data-dir", help=data_dir_help)
     rep.set_defaults(run=report)
+
+    pla = commands.add_parser("plan", help="price a sweep or study (FLOPs, memory per device, time) without training")
+    pla.add_argument("config", help="a preset or experiment TOML, e.g. sweeps/study.toml")
+    pla.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    pla.add_argument("--time", type=int, default=0, metavar="N",
+                     help="also run each program N times (after a warm-up) and project the wall time")
+    pla.add_argument("--data-dir", help=data_dir_help)
+    pla.add_argument("--json", action="store_true", help="print one JSON object (progress lines go to stderr)")
+    pla.set_defaults(run=plan)
 
     stu = commands.add_parser("study", help="train, evaluate and report every experiment of the paper; judge its claims")
     stu.add_argument("config", help="a preset or experiment TOML, e.g. sweeps/study.toml")

@@ -44,10 +44,11 @@ class ModelConfig:
     forget_bias: float = 1.0  # initial bias of the forget gate (keeps the cell open early in training)
     conv: Conv = "auto"  # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "auto" (per backend)
     remat: bool = False  # rematerialise each scan step in the backward pass (less memory, ~1/3 more compute)
+    unroll: int = 1  # time steps per iteration of the scan (lax.scan's unroll); the same values. XLA's cost analysis counts a loop body once, so `plan` unrolls
 
     def __post_init__(self):
         check_fields(self, "model")
-        for name in ("channels", "frames", "bins", "dense", "classes"):
+        for name in ("channels", "frames", "bins", "dense", "classes", "unroll"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} = {getattr(self, name)}; expected a positive integer")
         if self.image_size % 4:
@@ -170,7 +171,7 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
     if cfg.remat:
         step = jax.checkpoint(step)
     zeros = lambda size: jnp.zeros((B, size, size, C), image.dtype)
-    _, outs = lax.scan(step, (zeros(S), zeros(S), zeros(S // 2), zeros(S // 2)), audio_term)
+    _, outs = lax.scan(step, (zeros(S), zeros(S), zeros(S // 2), zeros(S // 2)), audio_term, unroll=cfg.unroll)
     features = outs.pop("pooled").reshape(audio_term.shape[0], B, -1)  # (T, B, S/4 * S/4 * C)
     hidden = jax.nn.relu(features @ p["dense"]["kernel"] + p["dense"]["bias"])  # (T, B, dense)
     logits = hidden @ p["output"]["kernel"] + p["output"]["bias"]  # (T, B, classes)

@@ -23,6 +23,17 @@ atexit.register(shutil.rmtree, _CACHE, True)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
+MICRO = [  # the smallest sweep that runs the whole pipeline: seconds per test
+    "preset=tiny", "features.hop_length=6000", "model.frames=3", "model.channels=2", "model.dense=8",
+    "train.batch_size=4", "train.validation_examples=8", "train.validate_every=2",
+]
+
+
+def micro(*overrides, experiment="fusion.toml"):
+    """The config of sweeps/<experiment> at the MICRO size, then `overrides`."""
+    from clstm_jax.config import load_config
+
+    return load_config(ROOT / "sweeps" / experiment, [*MICRO, *overrides])
 
 
 @pytest.fixture(scope="session")

@@ -198,13 +198,14 @@ def relative_error(a, b):
     )
 
 
-@pytest.mark.parametrize("conv,remat", [("shifted", False), ("shifted", True), ("lax", True)])
-def test_conv_paths_and_remat_agree_with_lax_conv(params, conv, remat):
+@pytest.mark.parametrize("conv,remat,unroll", [("shifted", False, 1), ("shifted", True, 1), ("lax", True, 1),
+                                               ("shifted", True, 2)])
+def test_conv_paths_and_remat_agree_with_lax_conv(params, conv, remat, unroll):
     masks = make_masks(params, CFG.visual_group, "second")
     image, spectrogram = inputs()
     labels = jnp.array([4, 5, 6])
     plain = CFG.__class__(**{**CFG.__dict__, "conv": "lax", "remat": False})
-    other = CFG.__class__(**{**CFG.__dict__, "conv": conv, "remat": remat})
+    other = CFG.__class__(**{**CFG.__dict__, "conv": conv, "remat": remat, "unroll": unroll})
     value = lambda cfg: jax.jit(jax.value_and_grad(loss_fn), static_argnums=5)(params, masks, image, spectrogram, labels, cfg)
     (loss_a, grad_a), (loss_b, grad_b) = value(plain), value(other)
     assert relative_error(loss_b, loss_a) < 1e-5

@@ -19,18 +19,10 @@ import pytest
 
 from clstm_jax.config import ConfigError, load_config
 from clstm_jax.sweep import run_sweep
-from conftest import ROOT
+from conftest import MICRO, ROOT, micro
 
 SWEEPS = ROOT / "sweeps"
 # Smallest shapes that still run the whole pipeline: 3 frames, 2 channels, 4 pairs per step.
-MICRO = [
-    "preset=tiny", "features.hop_length=6000", "model.frames=3", "model.channels=2", "model.dense=8",
-    "train.batch_size=4", "train.validation_examples=8", "train.validate_every=2",
-]
-
-
-def micro(*overrides, experiment="fusion.toml"):
-    return load_config(SWEEPS / experiment, [*MICRO, *overrides])
 
 
 def final_params(run_dir):

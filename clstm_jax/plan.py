@@ -1,0 +1,181 @@
+"""`clstm-jax plan`: what a sweep or study costs, priced from its compiled programs before it runs.
+
+Two programs do nearly all the work: the training step (every model, one
+batch) and the evaluation chunk (every model, `evaluate.batch` grid items).
+Each is compiled ahead of time at the config's size and model count, with the
+sharding the run uses, on the current backend; nothing is trained.
+
+- Memory per device is XLA's memory analysis of the program as it will run.
+- FLOPs come from XLA's cost analysis, which counts the body of a loop once.
+  So they are taken from small compilations with the time loop unrolled, at
+  3, 4 and 5 frames (the recordings cut to the samples those frames read),
+  and extended to the config's frames by the quadratic through them
+  (`FIT_FRAMES`). A test checks the extension against a full unrolled
+  compilation.
+- With `timed_calls`, each program also runs a few times (after one warm-up
+  call), and the wall time of the run is projected from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from clstm_jax.config import Config, ModelSpec
+from clstm_jax.evaluate import chunk_correct, test_examples
+from clstm_jax.modality_use import CONDITIONS, POINTS
+from clstm_jax.sweep import (MODEL_AXIS, TEST_NOISE, SplitArrays, build_models, feature_stats, initial_state, load_checked_data,
+                             model_mesh, purpose_key, shard_state, split_arrays, sweep_step)
+
+
+# Frames of the unrolled compilations that give the FLOPs of longer sequences. XLA's count for the training
+# step grows with the square of the frames (its second difference is constant from 3 frames on: the
+# backward pass writes each step into buffers as long as the sequence), so a quadratic through three
+# points is exact; measured in tests/test_plan.py.
+FIT_FRAMES = (3, 4, 5)
+
+
+def with_frames(config: Config, frames: int) -> Config:
+    """The config with `frames` spectrogram frames and its time loop unrolled. The hop stays; the recordings
+    are cut (end-aligned, as `data.pad_length` cuts them) to the samples those frames read."""
+    f = config.features
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, pad_length=f.window_length + (frames - 1) * f.hop_length),
+                               model=dataclasses.replace(config.model, frames=frames, unroll=frames))
+
+
+def cut(split: SplitArrays, pad_length: int) -> SplitArrays:
+    """The split's recordings end-aligned to pad_length samples (loading with that data.pad_length gives the same)."""
+    if not pad_length or pad_length >= split.waves.shape[1]:
+        return split
+    return split._replace(waves=split.waves[:, -pad_length:], wave_lengths=jnp.minimum(split.wave_lengths, pad_length))
+
+
+def programs(config: Config, specs: list[ModelSpec], data) -> dict:
+    """name -> (jitted function, its arguments), the arguments placed as the run places them."""
+    mesh = model_mesh(len(specs))
+    per_model, replicated = NamedSharding(mesh, PartitionSpec(MODEL_AXIS)), NamedSharding(mesh, PartitionSpec())
+    params, models = build_models(config, specs)
+    stats = feature_stats(config, data.splits["train"])
+    pad = config.data.pad_length
+    train = jax.device_put(cut(split_arrays(data.splits["train"], stats), pad), replicated)
+    test = jax.device_put(cut(split_arrays(data.splits["test"], stats), pad), replicated)
+    groups = len(mesh.devices)
+    n = config.evaluate.batch
+    image_idx, audio_idx, labels = test_examples(split_arrays(data.splits["test"]).table, n, config.evaluate.seed)
+    snr = np.full(n, 0.5, np.float32)
+    items = (image_idx, audio_idx, np.arange(n), labels, snr, snr)
+    root = purpose_key(config.evaluate.seed, TEST_NOISE)
+    step = jax.jit(partial(sweep_step, config=config, groups=groups), donate_argnums=0)
+    chunk = jax.jit(partial(chunk_correct, features=config.features, model=config.model,
+                            model_chunk=config.train.model_chunk, groups=groups))
+    return {
+        "train step": (step, (shard_state(initial_state(config, params), mesh), train, jax.device_put(models, per_model))),
+        "evaluation chunk": (chunk, (jax.device_put(params, per_model), jax.device_put(models.masks, per_model),
+                                     test, items, root)),
+    }
+
+
+def flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
+
+
+def calls(config: Config, specs: list[ModelSpec], study: bool) -> dict:
+    """How often the run calls each program, and what the call counts stand for."""
+    cfg = config.evaluate
+    grid_items = len(cfg.snrs) ** 2 * cfg.examples
+    # Validation, and in a study modality use (and Fig. 7's audio swap, 2 conditions x 3 models: left out),
+    # are forward passes of every model too: priced here as evaluation chunks of the same size.
+    validation_items = config.train.validation_examples * math.ceil(config.train.steps / config.train.validate_every)
+    use_items = len(POINTS) * len(CONDITIONS) * cfg.point_examples if study else 0
+    return {
+        "train step": {"calls": config.train.steps,
+                       "what": f"{config.train.steps} steps of {config.train.batch_size} pairs per model"},
+        "evaluation chunk": {
+            "calls": math.ceil((grid_items + validation_items + use_items) / cfg.batch),
+            "what": f"{grid_items:,} grid items + {validation_items:,} validation pairs"
+                    + (f" + {use_items:,} modality-use items" if study else "") + f", {cfg.batch} per call",
+        },
+    }
+
+
+def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, study: bool = False,
+         timed_calls: int = 0, log=print) -> dict:
+    """The cost of training and evaluating `specs` under `config` (see the module docstring)."""
+    data = load_checked_data(config, data_dir)
+    counts = calls(config, specs, study)
+    rows = {}
+    for name, (fn, args) in programs(config, specs, data).items():
+        log(f"plan: compiling the {name} ({len(specs)} models)")
+        compiled = fn.lower(*args).compile()
+        memory = compiled.memory_analysis()
+        row = {
+            "models": len(specs), **counts[name],
+            "flops_per_call": unrolled_flops(config, specs, data, name),
+            "devices": len(model_mesh(len(specs)).devices),
+            "argument_bytes": memory.argument_size_in_bytes, "output_bytes": memory.output_size_in_bytes,
+            "temp_bytes": memory.temp_size_in_bytes,
+        }
+        if timed_calls:
+            log(f"plan: timing {timed_calls} calls of the {name}")
+            row["seconds_per_call"] = time_calls(compiled, args, timed_calls, donated=name == "train step")
+            row["projected_seconds"] = row["seconds_per_call"] * row["calls"]
+        rows[name] = row
+    return {"backend": jax.default_backend(), "preset": config.preset, "steps": config.train.steps,
+            "frames": config.model.frames, "channels": config.model.channels, "programs": rows}
+
+
+def unrolled_flops(config: Config, specs: list[ModelSpec], data, name: str) -> float:
+    """XLA's FLOPs of one program with every time step counted: compiled unrolled at the config's frames
+    when they are few, else at 3, 4 and 5 frames and extended by the quadratic through them."""
+    def count(frames: int) -> float:
+        fn, args = programs(with_frames(config, frames), specs, data)[name]
+        return flops(fn.lower(*args).compile())
+
+    T = config.model.frames
+    if T <= 5:
+        return count(T)
+    points = {t: count(t) for t in FIT_FRAMES}
+    return sum(f * math.prod((T - u) / (t - u) for u in FIT_FRAMES if u != t) for t, f in points.items())
+
+
+def time_calls(compiled, args: tuple, n: int, donated: bool) -> float:
+    """Median seconds per call after a warm-up call; a donated first argument is copied first (it may share
+    buffers with another program's arguments) and threaded through."""
+    args, times = list(args), []
+    if donated:
+        args[0] = jax.tree.map(lambda x: x.copy(), args[0])
+    for i in range(n + 1):
+        start = time.perf_counter()
+        out = compiled(*args)
+        jax.block_until_ready(out)
+        if i:
+            times.append(time.perf_counter() - start)
+        if donated:
+            args[0] = out
+    return float(np.median(times))
+
+
+def plan_table(result: dict) -> str:
+    """The plan as text: one block per program."""
+    gib = lambda n: f"{n / 2**30:.3g} GiB"
+    lines = [f"{result['preset'] or 'custom'} preset on {result['backend']}: C = {result['channels']}, "
+             f"{result['frames']} frames, {result['steps']:,} training steps"]
+    for name, row in result["programs"].items():
+        memory = row["argument_bytes"] + row["output_bytes"] + row["temp_bytes"]
+        lines += [f"{name}: {row['models']} models, {row['calls']:,} calls ({row['what']})",
+                  f"  {row['flops_per_call'] / 1e9:,.4g} GFLOP per call, {row['flops_per_call'] * row['calls'] / 1e12:,.4g} "
+                  "TFLOP in all",
+                  f"  memory per device ({row['devices']} device(s)): {gib(memory)} = arguments "
+                  f"{gib(row['argument_bytes'])} + outputs {gib(row['output_bytes'])} + temporaries {gib(row['temp_bytes'])}"]
+        if "seconds_per_call" in row:
+            lines.append(f"  {row['seconds_per_call']:.3g} s per call measured: {row['projected_seconds'] / 60:,.1f} min "
+                         "projected")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""`clstm-jax plan`: FLOPs against a full unrolled compilation, memory against the arrays, the CLI's output."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from clstm_jax.cli import main
+from clstm_jax.experiments import sweep_models
+from clstm_jax.plan import calls, flops, plan, programs, with_frames
+from clstm_jax.sweep import load_checked_data
+from conftest import micro
+
+
+@pytest.fixture(scope="module")
+def priced(data_dir):
+    config = micro("model.frames=7", "features.hop_length=1500", "data.pad_length=9400")
+    return config, plan(config, sweep_models(config), data_dir, log=lambda line: None)
+
+
+def test_flops_equal_a_full_unrolled_compilation(priced, data_dir):
+    """The FLOPs extended from 3, 4 and 5 frames equal XLA's count of the program unrolled at all 7 frames."""
+    config, result = priced
+    data = load_checked_data(config, data_dir)
+    full = programs(with_frames(config, 7), sweep_models(config), data)
+    for name, (fn, args) in full.items():
+        assert result["programs"][name]["flops_per_call"] == pytest.approx(flops(fn.lower(*args).compile()), rel=1e-4), name
+
+
+def test_argument_memory_is_the_bytes_of_the_inputs(priced, data_dir):
+    config, result = priced
+    for name, (_, args) in programs(config, sweep_models(config), load_checked_data(config, data_dir)).items():
+        on_device = sum(jnp.asarray(x).nbytes for x in jax.tree.leaves(args))  # 64-bit numpy integers arrive as int32
+        assert result["programs"][name]["argument_bytes"] == on_device, name
+    assert result["programs"]["train step"]["calls"] == config.train.steps
+    grid = len(config.evaluate.snrs) ** 2 * config.evaluate.examples
+    validation = config.train.validation_examples * -(-config.train.steps // config.train.validate_every)
+    assert result["programs"]["evaluation chunk"]["calls"] == -(-(grid + validation) // config.evaluate.batch)
+    assert calls(config, sweep_models(config), study=True)["evaluation chunk"]["calls"] > \
+        result["programs"]["evaluation chunk"]["calls"]  # a study adds modality use
+
+
+def test_plan_cli_prints_json_and_refuses_a_negative_time(data_dir, capsys):
+    overrides = sum((["--set", o] for o in ("preset=tiny", "model.frames=3", "features.hop_length=6000",
+                                              "model.channels=2", "model.dense=8", "train.batch_size=4")), [])
+    assert main(["plan", "sweeps/fusion.toml", *overrides, "--json", "--time", "1", "--data-dir", str(data_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["programs"]) == {"train step", "evaluation chunk"}
+    for row in out["programs"].values():
+        assert row["models"] == 3 and row["seconds_per_call"] > 0 and row["flops_per_call"] > 0
+        assert row["projected_seconds"] == pytest.approx(row["seconds_per_call"] * row["calls"])
+    assert main(["plan", "sweeps/fusion.toml", "--time", "-1", "--data-dir", str(data_dir)]) == 2
+    assert "--time -1: expected a number of timed calls" in capsys.readouterr().err
