@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+
+from clstm_jax.output import OutputError
 
 
 def manager(run_dir: Path, keep: int = 2) -> ocp.CheckpointManager:
@@ -14,10 +19,40 @@ def manager(run_dir: Path, keep: int = 2) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(Path(run_dir).resolve() / "checkpoints", options=options)
 
 
+KEPT = "the checkpoints already there are kept: make room and re-run the same command to resume"
+
+
+@contextlib.contextmanager
+def writing(mngr: ocp.CheckpointManager, what: str):
+    """Orbax writes from worker threads; when a write fails (a full disk), each thread logs its own
+    traceback. Here they stay quiet, and the OS error becomes one OutputError naming the directory."""
+    absl, hook = logging.getLogger("absl"), threading.excepthook
+    level, absl.level = absl.level, logging.CRITICAL
+    threading.excepthook = lambda args: None
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"{mngr.directory}: cannot write {what} ({err.strerror or err}); {KEPT}") from None
+    except ValueError as err:  # tensorstore reports a failed write as a ValueError
+        if "RESOURCE_EXHAUSTED" not in str(err):
+            raise
+        raise OutputError(f"{mngr.directory}: cannot write {what} (no space left: RESOURCE_EXHAUSTED); {KEPT}") from None
+    finally:
+        absl.setLevel(level)
+        threading.excepthook = hook
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state: dict) -> None:
     """Save `state` (a pytree of arrays) as checkpoint `step`; returns when it is on disk."""
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
-    mngr.wait_until_finished()
+    with writing(mngr, f"the checkpoint of step {step}"):
+        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+        mngr.wait_until_finished()
+
+
+def close(mngr: ocp.CheckpointManager) -> None:
+    """Wait for any write still running, then release the manager."""
+    with writing(mngr, "the last checkpoint"):
+        mngr.close()
 
 
 def restore_latest(mngr: ocp.CheckpointManager, like: dict) -> dict | None:

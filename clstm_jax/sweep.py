@@ -388,7 +388,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         raise Interrupted(f"interrupted after step {done} of {total}; re-run the same command to resume"
                           + (f" (from the checkpoint of step {saved})" if saved is not None else "")) from None
     finally:
-        mngr.close()  # waits for a checkpoint still being written
+        checkpoint.close(mngr)  # waits for a checkpoint still being written
     return state
 
 

@@ -140,6 +140,41 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, data_dir):
                      r"\(from the checkpoint of step (4|8)\)", err), err
 
 
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"),
+                                     ValueError('RESOURCE_EXHAUSTED: Error writing "x" in OCDBT database')])
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_earlier_ones(tmp_path, data_dir, capsys,
+                                                                                  monkeypatch, failure):
+    """A full disk at the second checkpoint: one line naming the directory and the cause, exit 2, and the
+    first checkpoint and the records stay as they were. Any other ValueError keeps its traceback."""
+    import orbax.checkpoint as ocp
+
+    from clstm_jax.cli import main
+
+    save = ocp.CheckpointManager.save
+
+    def fail_at_step_4(self, step, *args, **kwargs):
+        if step == 4:
+            raise failure
+        return save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", fail_at_step_4)
+    run_dir = tmp_path / "full"
+    args = sweep_command(run_dir, data_dir, "train.length=6", "train.length_unit=batches", "train.checkpoint_every=2")
+    assert main(args[3:]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"clstm-jax: error: {(run_dir / 'checkpoints').resolve()}: "
+                                                  "cannot write the checkpoint of step 4 (") and "resume" in err, err
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()) == ["2"]
+    assert [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [2, 4]
+
+    def bug(self, step, *args, **kwargs):
+        raise ValueError("a shape mismatch")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", bug)
+    with pytest.raises(ValueError, match="a shape mismatch"):  # not an output problem: the traceback stays
+        run_sweep(micro("train.length=2", "train.length_unit=batches"), tmp_path / "bug", data_dir, progress=False)
+
+
 SHARDED = """
 import json, sys, jax, numpy as np
 from clstm_jax.config import load_config
