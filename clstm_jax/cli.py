@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from clstm_jax.config import ConfigError
 from clstm_jax.data import DataError
 from clstm_jax.output import OutputError, check_writable
 
@@ -80,7 +81,10 @@ def model_summary(args: argparse.Namespace) -> int:
     from clstm_jax.masks import VARIANTS, parameter_summary
     from clstm_jax.model import ModelConfig, init
 
-    cfg = ModelConfig(channels=args.channels, visual_channels=args.visual_channels, bins=args.bins, dense=args.dense)
+    try:
+        cfg = ModelConfig(channels=args.channels, visual_channels=args.visual_channels, bins=args.bins, dense=args.dense)
+    except ValueError as err:  # the widths asked for
+        raise ConfigError(str(err)) from None
     shapes = jax.eval_shape(lambda key: init(key, cfg), jax.random.key(0))
     summary = parameter_summary(shapes, cfg.visual_group)
     if args.json:
@@ -124,7 +128,7 @@ def plan(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     if args.time < 0:
-        raise ValueError(f"--time {args.time}: expected a number of timed calls, 0 or more")
+        raise ConfigError(f"--time {args.time}: expected a number of timed calls, 0 or more")
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     result = price(config, sweep_models(config), args.data_dir, study=config.sweep.experiment == "study",
                    timed_calls=args.time, log=log)
@@ -334,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DataError, OutputError, ValueError, FloatingPointError) as err:
+    except (ConfigError, DataError, OutputError, FloatingPointError) as err:  # the user's to fix; others are bugs
         print(f"clstm-jax: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # a sweep's says where it stopped (sweep.Interrupted)

@@ -17,6 +17,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from clstm_jax.config import ConfigError
+
 
 def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
     """Join a multi-process run (all three given) or stay single-process (none given)."""
@@ -24,12 +26,12 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     if not any(given):
         return
     if not all(given):
-        raise ValueError("multi-process runs need --coordinator HOST:PORT, --num-processes N and --process-id I together")
+        raise ConfigError("multi-process runs need --coordinator HOST:PORT, --num-processes N and --process-id I together")
     if num_processes < 1 or not 0 <= process_id < num_processes:
-        raise ValueError(f"--process-id {process_id} with --num-processes {num_processes}; expected 0 <= id < N")
+        raise ConfigError(f"--process-id {process_id} with --num-processes {num_processes}; expected 0 <= id < N")
     host, _, port = coordinator.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"--coordinator {coordinator!r}; expected HOST:PORT of process 0, e.g. 10.0.0.1:1234")
+        raise ConfigError(f"--coordinator {coordinator!r}; expected HOST:PORT of process 0, e.g. 10.0.0.1:1234")
     jax.distributed.initialize(coordinator, num_processes, process_id)
 
 
@@ -53,7 +55,7 @@ def devices_per_process(n_models: int) -> list:
     local = jax.local_device_count()
     counts = [k for k in range(1, local + 1) if n_models % (k * processes) == 0]
     if not counts:
-        raise ValueError(
+        raise ConfigError(
             f"{n_models} models cannot be spread evenly over {processes} processes; "
             f"use a model count divisible by {processes} (or fewer processes)"
         )

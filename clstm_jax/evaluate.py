@@ -224,7 +224,7 @@ def other_digit(labels: np.ndarray) -> np.ndarray:
     with an input of another digit, e.g. to replace a recording with a mismatched one."""
     labels = np.asarray(labels)
     if np.unique(labels).size < 2:
-        raise ValueError(f"all {labels.size} examples have label {labels[0]}: no other digit to pair with")
+        raise ConfigError(f"all {labels.size} examples have label {labels[0]}: no other digit to pair with")
     n = labels.size
     out = np.empty(n, np.int64)
     for i in range(n):
@@ -249,7 +249,7 @@ def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_di
     test = test._replace(stats=run.feature_stats)
     ids = np.arange(len(labels)) if example_ids is None else np.atleast_1d(np.asarray(example_ids))
     if ids.min() < 0 or ids.max() >= len(labels):
-        raise ValueError(f"example {int(ids.max() if ids.max() >= len(labels) else ids.min())}: "
+        raise ConfigError(f"example {int(ids.max() if ids.max() >= len(labels) else ids.min())}: "
                          f"expected 0 <= example < {len(labels)} (evaluate.examples)")
     a = np.full(len(ids), parse_snr(audio_snr), np.float32)
     v = np.full(len(ids), parse_snr(visual_snr), np.float32)

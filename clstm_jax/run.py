@@ -68,20 +68,23 @@ class Run:
         """
         unknown = sorted(set(fields) - set(SPEC_FIELDS))
         if unknown:
-            raise ValueError(f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(SPEC_FIELDS)}")
-        wanted = {k: parse_snr(v) if k.endswith("_snr") else v for k, v in fields.items()}
+            raise ConfigError(f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(SPEC_FIELDS)}")
+        try:
+            wanted = {k: parse_snr(v) if k.endswith("_snr") else v for k, v in fields.items()}
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         matches = [
             i for i, spec in enumerate(self.specs)
             if (name is None or spec.name == name) and all(getattr(spec, k) == v for k, v in wanted.items())
         ]
         asked = name or ", ".join(f"{k}={v}" for k, v in fields.items())
         if not matches:
-            raise ValueError(f"{asked}: no model in {self.path} matches; its models: {', '.join(self.names)}")
+            raise ConfigError(f"{asked}: no model in {self.path} matches; its models: {', '.join(self.names)}")
         if len(matches) > 1:
             differ = {k: sorted({str(getattr(self.specs[i], k)) for i in matches}) for k in SPEC_FIELDS}
             fields_apart = [k for k, v in differ.items() if len(v) > 1]
             hint = ", ".join(f"{k} ({', '.join(differ[k])})" for k in fields_apart)
-            raise ValueError(f"{asked}: {len(matches)} models match ({', '.join(self.names[i] for i in matches)}); "
+            raise ConfigError(f"{asked}: {len(matches)} models match ({', '.join(self.names[i] for i in matches)}); "
                              f"they differ in {hint}: add one to choose, e.g. {fields_apart[0]}={differ[fields_apart[0]][0]}")
         return matches[0]
 

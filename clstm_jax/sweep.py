@@ -103,7 +103,10 @@ def run_feature_stats(files: RunFiles, config: Config, train: Split) -> BinStats
 
 def check_shapes(config: Config, pad_length: int) -> None:
     """The model's frames and bins must be what the features produce; raised before training."""
-    frames, bins = config.features.n_frames(pad_length), config.features.n_bins
+    try:
+        frames, bins = config.features.n_frames(pad_length), config.features.n_bins
+    except ValueError as err:  # recordings shorter than the window
+        raise ConfigError(f"data.pad_length: {err}") from None
     if (config.model.frames, config.model.bins) != (frames, bins):
         raise ConfigError(
             f"model.frames = {config.model.frames}, model.bins = {config.model.bins}, but the features give "

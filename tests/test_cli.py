@@ -1,5 +1,7 @@
 import json
 import re
+
+import pytest
 from pathlib import Path
 
 from clstm_jax.cli import main
@@ -111,3 +113,15 @@ def test_every_documented_command_parses_and_names_its_data(monkeypatch):
         if getattr(args, "config", None) and not any(PLACEHOLDER.search(s) for s in sets):
             preset = [f"preset={args.preset}"] if argv[0] == "bench" else []
             load_config(args.config, preset + sets)  # unknown keys and bad values raise
+
+
+def test_an_internal_error_keeps_its_traceback(monkeypatch):
+    """The CLI turns only the project's own error types into one line; anything else is a bug and propagates."""
+    import clstm_jax.masks
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(clstm_jax.masks, "parameter_summary", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["model", "summary"])
