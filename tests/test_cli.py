@@ -1,8 +1,8 @@
 import json
 import re
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from clstm_jax.cli import main
 from conftest import PAPER_SPEAKERS, ROOT
