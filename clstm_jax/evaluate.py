@@ -215,6 +215,8 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
             stop = min(start + cfg.batch, total)
             correct[:, start:stop] = result[:, : stop - start]
             bar.update(stop - start)
+            if start == 0:
+                bar.set_postfix_str(f"{M} models per item")  # compiled: the rate and ETA are the program's own
     return Evaluation(tuple(run.names), snrs, snrs, correct.reshape(M, A, V, n), labels,
                       "full" if full else "subset", run.step)
 
