@@ -27,7 +27,8 @@ def writing(mngr: ocp.CheckpointManager, what: str):
     """Orbax writes from worker threads; when a write fails (a full disk), each thread logs its own
     traceback. Here they stay quiet, and the OS error becomes one OutputError naming the directory."""
     absl, hook = logging.getLogger("absl"), threading.excepthook
-    level, absl.level = absl.level, logging.CRITICAL
+    level = absl.level
+    absl.setLevel(logging.CRITICAL)
     threading.excepthook = lambda args: None
     try:
         yield

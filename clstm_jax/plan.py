@@ -111,6 +111,8 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
     """The cost of training and evaluating `specs` under `config` (see the module docstring)."""
     data = load_checked_data(config, data_dir)
     counts = calls(config, specs, study)
+    log(f"plan: compiling both programs unrolled at {FIT_FRAMES} frames (for their FLOPs)")
+    unrolled = unrolled_flops(config, specs, data)
     rows = {}
     for name, (fn, args) in programs(config, specs, data).items():
         log(f"plan: compiling the {name} ({len(specs)} models)")
@@ -118,7 +120,7 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
         memory = compiled.memory_analysis()
         row = {
             "models": len(specs), **counts[name],
-            "flops_per_call": unrolled_flops(config, specs, data, name),
+            "flops_per_call": unrolled[name],
             "devices": len(model_mesh(len(specs)).devices),
             "argument_bytes": memory.argument_size_in_bytes, "output_bytes": memory.output_size_in_bytes,
             "temp_bytes": memory.temp_size_in_bytes,
@@ -132,18 +134,19 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
             "frames": config.model.frames, "channels": config.model.channels, "programs": rows}
 
 
-def unrolled_flops(config: Config, specs: list[ModelSpec], data, name: str) -> float:
-    """XLA's FLOPs of one program with every time step counted: compiled unrolled at the config's frames
+def unrolled_flops(config: Config, specs: list[ModelSpec], data) -> dict[str, float]:
+    """XLA's FLOPs of each program with every time step counted: compiled unrolled at the config's frames
     when they are few, else at 3, 4 and 5 frames and extended by the quadratic through them."""
-    def count(frames: int) -> float:
-        fn, args = programs(with_frames(config, frames), specs, data)[name]
-        return flops(fn.lower(*args).compile())
+    def count(frames: int) -> dict[str, float]:
+        return {name: flops(fn.lower(*args).compile())
+                for name, (fn, args) in programs(with_frames(config, frames), specs, data).items()}
 
     T = config.model.frames
     if T <= 5:
         return count(T)
     points = {t: count(t) for t in FIT_FRAMES}
-    return sum(f * math.prod((T - u) / (t - u) for u in FIT_FRAMES if u != t) for t, f in points.items())
+    weight = {t: math.prod((T - u) / (t - u) for u in FIT_FRAMES if u != t) for t in FIT_FRAMES}
+    return {name: sum(weight[t] * points[t][name] for t in FIT_FRAMES) for name in points[FIT_FRAMES[0]]}
 
 
 def time_calls(compiled, args: tuple, n: int, donated: bool) -> float:
