@@ -245,6 +245,14 @@ def build(values: dict) -> Config:
     return config
 
 
+def from_record(record: dict, origin: str) -> Config:
+    """The Config of a stored record (a run's config.json). Keys added to the code since the record was
+    written take their defaults, which keep the behaviour of the code that wrote it (a rule for new keys)."""
+    values: dict = {}
+    apply_table(values, record, origin)
+    return build(values)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """The resolved Config: defaults < preset file < experiment file < overrides."""
     values: dict = {}

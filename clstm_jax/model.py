@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from clstm_jax.choices import Conv, check_fields
+from clstm_jax.choices import ComputeDtype, Conv, MatmulPrecision, check_fields
 from clstm_jax.masks import Masks
 
 # What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
@@ -44,6 +44,12 @@ class ModelConfig:
     forget_bias: float = 1.0  # initial bias of the forget gate (keeps the cell open early in training)
     conv: Conv = "auto"  # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "auto" (per backend)
     remat: bool = False  # rematerialise each scan step in the backward pass (less memory, ~1/3 more compute)
+    # dtype of every matmul's and convolution's inputs; products accumulate in float32, and the cell state,
+    # the gates' nonlinearities, the logits and the loss stay float32 (docs/model.md, "Precision")
+    compute_dtype: ComputeDtype = "float32"
+    # jax.lax.Precision of float32 matmuls and convolutions: "default" is JAX's (TF32 on recent NVIDIA GPUs,
+    # bfloat16 passes on TPU, full float32 on CPU), "highest" is full float32 everywhere
+    matmul_precision: MatmulPrecision = "default"
     unroll: int = 1  # time steps per iteration of the scan (lax.scan's unroll); the same values. XLA's cost analysis counts a loop body once, so `plan` unrolls
 
     def __post_init__(self):
@@ -97,12 +103,26 @@ def init(key: jax.Array, cfg: ModelConfig) -> dict:
     }
 
 
-def conv3x3_lax(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def numerics(cfg: ModelConfig) -> dict:
+    """Keyword arguments of every matmul and convolution: the precision, and float32 accumulation."""
+    return {"precision": lax.Precision[cfg.matmul_precision.upper()], "preferred_element_type": jnp.float32}
+
+
+def matmul(x: jax.Array, kernel: jax.Array, cfg: ModelConfig) -> jax.Array:
+    """x @ kernel with inputs in cfg.compute_dtype, accumulated and returned in float32."""
+    dtype = jnp.dtype(cfg.compute_dtype)
+    return jnp.matmul(x.astype(dtype), kernel.astype(dtype), **numerics(cfg))
+
+
+def conv3x3_lax(x: jax.Array, kernel: jax.Array, cfg: ModelConfig) -> jax.Array:
     """3x3 'same' convolution, x (B, H, W, Cin), kernel (3, 3, Cin, Cout) -> (B, H, W, Cout)."""
-    return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    dtype = jnp.dtype(cfg.compute_dtype)
+    return lax.conv_general_dilated(
+        x.astype(dtype), kernel.astype(dtype), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), **numerics(cfg)
+    )
 
 
-def conv3x3_shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def conv3x3_shifted(x: jax.Array, kernel: jax.Array, cfg: ModelConfig) -> jax.Array:
     """The same convolution as 9 shifted copies concatenated on channels and one matmul.
 
     XLA:CPU differentiates this several times faster than lax.conv, and vmapped
@@ -110,10 +130,10 @@ def conv3x3_shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
     convolution.
     """
     _, H, W, C_in = x.shape
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    padded = jnp.pad(x.astype(cfg.compute_dtype), ((0, 0), (1, 1), (1, 1), (0, 0)))
     shifts = [padded[:, dy : dy + H, dx : dx + W, :] for dy in range(3) for dx in range(3)]
     patches = jnp.concatenate(shifts, axis=-1)  # (B, H, W, 9 Cin), offset-major like the kernel
-    return patches @ kernel.reshape(9 * C_in, -1)  # (B, H, W, Cout)
+    return matmul(patches, kernel.reshape(9 * C_in, -1), cfg)  # (B, H, W, Cout)
 
 
 def max_pool2(x: jax.Array) -> jax.Array:
@@ -146,14 +166,15 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
             f"inputs of shape image {image.shape}, spectrogram {spectrogram.shape}; expected "
             f"image (batch, {S}, {S}) and spectrogram (batch, frames, {cfg.bins})"
         )
-    conv = {"lax": conv3x3_lax, "shifted": conv3x3_shifted}[cfg.conv_path()]
+    conv_path = {"lax": conv3x3_lax, "shifted": conv3x3_shifted}[cfg.conv_path()]
+    conv = lambda x, kernel: conv_path(x, kernel, cfg)
     p = masked(params, masks)
     C = cfg.channels
     image = image * masks.image
     spectrogram = spectrogram * masks.audio
     # Terms that do not change with h, computed once for every step.
     image_term = conv(image[..., None], p["layer1"]["input_kernel"]) + p["layer1"]["bias"]  # (B, S, S, 4C)
-    audio_term = jnp.einsum("btf,fg->tbg", spectrogram, p["layer1"]["audio_kernel"])  # (T, B, 4C)
+    audio_term = matmul(jnp.moveaxis(spectrogram, 1, 0), p["layer1"]["audio_kernel"], cfg)  # (T, B, 4C)
     layer2_kernel = jnp.concatenate([p["layer2"]["input_kernel"], p["layer2"]["hidden_kernel"]], axis=2)  # (3, 3, 2C, 4C)
 
     def step(carry, audio_t):
@@ -173,8 +194,8 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
     zeros = lambda size: jnp.zeros((B, size, size, C), image.dtype)
     _, outs = lax.scan(step, (zeros(S), zeros(S), zeros(S // 2), zeros(S // 2)), audio_term, unroll=cfg.unroll)
     features = outs.pop("pooled").reshape(audio_term.shape[0], B, -1)  # (T, B, S/4 * S/4 * C)
-    hidden = jax.nn.relu(features @ p["dense"]["kernel"] + p["dense"]["bias"])  # (T, B, dense)
-    logits = hidden @ p["output"]["kernel"] + p["output"]["bias"]  # (T, B, classes)
+    hidden = jax.nn.relu(matmul(features, p["dense"]["kernel"], cfg) + p["dense"]["bias"])  # (T, B, dense)
+    logits = matmul(hidden, p["output"]["kernel"], cfg) + p["output"]["bias"]  # (T, B, classes)
     states = {name: jnp.moveaxis(value, 0, 1) for name, value in outs.items()}
     return jnp.moveaxis(logits, 0, 1), states
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 
 from clstm_jax import checkpoint
-from clstm_jax.config import Config, ConfigError, ModelSpec, apply_table, build
+from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
 from clstm_jax.masks import Masks
 from clstm_jax.model import apply
@@ -100,10 +100,7 @@ def read_config(run_dir: Path) -> Config:
     files = RunFiles(run_dir)
     if not files.config.exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.json); train one with `clstm-jax sweep` or `study`")
-    record = json.loads(files.config.read_text())
-    values: dict = {}
-    apply_table(values, record, str(files.config))
-    return build(values)
+    return from_record(json.loads(files.config.read_text()), str(files.config))
 
 
 def read_specs(run_dir: Path) -> tuple[ModelSpec, ...]:

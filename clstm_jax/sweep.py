@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from clstm_jax import checkpoint, distributed
-from clstm_jax.config import Config, ConfigError, ModelSpec
+from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.experiments import sweep_models
 from clstm_jax.data.features import BinStats, bin_stats, load_bin_stats, make_batch, save_bin_stats
 from clstm_jax.data.paths import resolve_data_dir
@@ -278,7 +278,9 @@ def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
     """
     files = RunFiles(run_dir)
     record = config_record(config)
-    stored = json.loads(files.config.read_text()) if files.config.exists() else None
+    stored = None  # the stored config, keys added since it was written at their defaults
+    if files.config.exists():
+        stored = config_record(from_record(json.loads(files.config.read_text()), str(files.config)))
     distributed.barrier("claim_run_dir")
     if stored is not None:
         if stored != record:

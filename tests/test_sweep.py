@@ -79,6 +79,19 @@ def test_a_different_config_or_dataset_is_refused_and_nothing_is_touched(tmp_pat
         run_sweep(micro(*settings, "train.learning_rate=0.01"), run_dir, copy)
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
 
+    # A run written before some keys existed resumes with them at their defaults, and only then.
+    stored = json.loads((run_dir / "config.json").read_text())
+    for key in ("compute_dtype", "matmul_precision", "unroll"):
+        del stored["model"][key]
+    (run_dir / "config.json").write_text(json.dumps(stored))
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    run_sweep(micro(*settings), run_dir, copy, progress=False)  # resumes: the run is complete, nothing to train
+    assert json.loads((run_dir / "config.json").read_text()) == stored
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == checkpoints
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    with pytest.raises(ConfigError, match=r"different config \(differs in model.compute_dtype\)"):
+        run_sweep(micro(*settings, "model.compute_dtype=bfloat16"), run_dir, copy)
+
     # One recording's samples change: a resume and an evaluation on that data are refused.
     wave = copy / "fsdd" / "recordings" / "7_george_7.wav"
     raw = bytearray(wave.read_bytes())
@@ -247,10 +260,11 @@ def test_multi_process_arguments_and_uneven_model_counts_are_clear_errors(monkey
         distributed.devices_per_process(3)
 
 
-def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir, capsys):
+@pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
+def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir, capsys, compute_dtype):
     """The tiny preset, one model at orig SNR (at the grid's noisy SNRs 480 examples teach little)."""
     config = load_config(SWEEPS / "fusion.toml", ["preset=tiny", "sweep.experiment=", "sweep.audio_snr=orig",
-                                                      "sweep.visual_snr=orig"])
+                                                      "sweep.visual_snr=orig", f"model.compute_dtype={compute_dtype}"])
     run_sweep(config, tmp_path / "tiny", data_dir, progress=True)
     progress = capsys.readouterr().err
     assert "0/60" in progress and "compiling" in progress.split("1/60")[0]  # said before the first step ends
