@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp

@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clstm_jax.choices import Fusion, LengthUnit, Modality, check_choice, check_fields, choices
+from clstm_jax.choices import Auto, Fusion, LengthUnit, Modality, check_choice, check_fields, choices
 from clstm_jax.data.features import ORIG, FeatureConfig
 from clstm_jax.model import ModelConfig
 
@@ -50,7 +50,8 @@ class TrainConfig:
     validation_examples: int = 1024  # fixed validation subset, at each model's own training SNR
     checkpoint_every: int = 500  # steps between checkpoints (and always at the end)
     seed: int = 0  # root of every key: parameters, pairs, noise (fold_in per model and step)
-    model_chunk: int = 0  # models computed side by side (vmap) per device; the rest loop (lax.map). 0 = all: best on GPU; on CPU small chunks are faster (docs/performance.md)
+    model_chunk: int | Auto = 0  # models computed side by side (vmap) per device; the rest loop (lax.map). 0 = all: best on GPU; on CPU small chunks are faster (docs/performance.md); "auto" = the widest that fits memory_budget_gb
+    memory_budget_gb: float = 0.0  # device memory a program may use when a size is "auto"; 0 = the device's (GPU) or half the RAM (CPU)
 
     def __post_init__(self):
         check_fields(self, "train")
@@ -87,7 +88,7 @@ class EvaluateConfig:
     # test pairs where the study reads single points on their own (modality use, Fig. 7's audio swap): the
     # first `point_examples` of the same seeded draw, so its first `examples` are the grid's own pairs
     point_examples: int = 512
-    batch: int = 512  # (example, grid point) items per program call; bounds memory, not results
+    batch: int | Auto = 512  # (example, grid point) items per program call; bounds memory, not results; "auto" = the widest that fits train.memory_budget_gb (at most 1024)
     seed: int = 0  # picks the subset and its noise: keys fixed per (example, grid point)
 
 
@@ -296,8 +297,10 @@ def validate(config: Config) -> None:
     for name in ("batch_size", "length", "validate_every", "validation_examples", "checkpoint_every"):
         positive(f"train.{name}", getattr(train, name))
     positive("train.learning_rate", train.learning_rate, "a positive number")
-    if train.model_chunk < 0:
-        raise ConfigError(f"train.model_chunk = {train.model_chunk}: expected 0 (all models at once) or a positive integer")
+    if train.memory_budget_gb < 0:
+        raise ConfigError(f"train.memory_budget_gb = {train.memory_budget_gb!r}: expected 0 (the device's) or a positive size")
+    if train.model_chunk != "auto" and train.model_chunk < 0:
+        raise ConfigError(f"train.model_chunk = {train.model_chunk}: expected 0 (all models at once), a positive integer or 'auto'")
     if config.data.pad_length < 0:
         raise ConfigError(f"data.pad_length = {config.data.pad_length}: expected 0 (the longest recording) or a length")
     for axis in ("fusion", "modalities"):
@@ -326,7 +329,8 @@ def validate(config: Config) -> None:
         if not seeds:
             raise ConfigError(f"{key} = []: expected a non-empty list of integers")
     for name in ("examples", "point_examples", "batch"):
-        positive(f"evaluate.{name}", getattr(config.evaluate, name))
+        if getattr(config.evaluate, name) != "auto":
+            positive(f"evaluate.{name}", getattr(config.evaluate, name))
     if not config.evaluate.snrs:
         raise ConfigError("evaluate.snrs = []: expected a non-empty list of SNRs (positive numbers or 'orig')")
     for value in config.evaluate.snrs:

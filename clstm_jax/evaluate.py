@@ -24,6 +24,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
+from clstm_jax import memory
 from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_value
 from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
@@ -199,20 +200,28 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     params, masks = jax.device_put((run.params, run.models.masks), per_model)
     test = jax.device_put(test, NamedSharding(mesh, PartitionSpec()))
     root = purpose_key(cfg.seed, TEST_NOISE)
-    step = jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
-                           model_chunk=run.config.train.model_chunk, groups=len(mesh.devices)))
-
     total = A * V * n
+
+    def items_at(start: int, batch: int) -> tuple:
+        items = np.arange(start, start + batch) % total  # the last chunk wraps round: one shape, one compile
+        grid, example = items // n, items % n
+        return image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V]
+
+    program = lambda model_chunk: jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
+                                                  model_chunk=model_chunk, groups=len(mesh.devices)))
+    model_chunk, batch = memory.fit_evaluation(
+        run.config, M // len(mesh.devices), total,
+        lambda chunk, b: program(chunk).lower(params, masks, test, items_at(0, b), root).compile(),
+        log=print if progress else lambda _: None)
+    step = program(model_chunk)
+
     correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n
     with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",
               disable=not progress, dynamic_ncols=True) as bar:
         bar.set_postfix_str("compiling (the first chunk also compiles the program)")
-        for start in range(0, total, cfg.batch):
-            items = np.arange(start, start + cfg.batch) % total  # the last chunk wraps round: one shape, one compile
-            grid, example = items // n, items % n
-            chunk = (image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V])
-            result = np.asarray(step(params, masks, test, chunk, root))
-            stop = min(start + cfg.batch, total)
+        for start in range(0, total, batch):
+            result = np.asarray(step(params, masks, test, items_at(start, batch), root))
+            stop = min(start + batch, total)
             correct[:, start:stop] = result[:, : stop - start]
             bar.update(stop - start)
             if start == 0:

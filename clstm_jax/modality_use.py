@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clstm_jax import memory
 from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
@@ -103,18 +104,31 @@ def measure(run: Run, data_dir: str | None = None) -> ModalityUse:
     """Every model of the run at its training point and the clean corner, under every condition.
 
     Each model's inputs are stacked on the model axis and all models run in one jitted program per
-    (point, condition), as `evaluate` runs them (`sweep.over_models`, in chunks of `train.model_chunk`).
+    (point, condition), as `evaluate` runs them: `sweep.over_models` in chunks of `train.model_chunk`,
+    `evaluate.batch` examples per call ("auto" sizes fitted as for the evaluation, clstm_jax/memory.py).
     """
     cfg = run.config
-    right = jax.jit(lambda params, masks, images, spectrograms, labels: over_models(
+    program = lambda model_chunk: jax.jit(lambda params, masks, images, spectrograms, labels: over_models(
         lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels,
-        (params, masks, images, spectrograms), cfg.train.model_chunk))
-    correct = []
+        (params, masks, images, spectrograms), model_chunk))
+    correct, sizes = [], None
     for point in POINTS:
         pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
         inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, cfg.evaluate.point_examples) for pair in dict.fromkeys(pairs)}
         labels = next(iter(inputs.values()))[2]
         swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
-        correct.append([np.asarray(right(run.params, run.models.masks, *(jnp.stack(z) for z in zip(
-            *(swapped[pair][condition] for pair in pairs))), labels)) for condition in CONDITIONS])
+        n = len(labels)
+        if sizes is None:
+            example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
+            sizes = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
+                run.params, run.models.masks, *(x[:, :b] for x in example), labels[:b]).compile())
+        model_chunk, batch = sizes
+        right = program(model_chunk)
+        row = []
+        for condition in CONDITIONS:
+            images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))
+            row.append(np.concatenate([np.asarray(right(run.params, run.models.masks, images[:, s : s + batch],
+                                                        spectrograms[:, s : s + batch], labels[s : s + batch]))
+                                       for s in range(0, n, batch)], axis=1))
+        correct.append(row)
     return ModalityUse(tuple(run.names), np.moveaxis(np.array(correct), 2, 0), np.asarray(labels), run.step)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from clstm_jax import memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.evaluate import chunk_correct, test_examples
 from clstm_jax.modality_use import CONDITIONS, POINTS
@@ -57,29 +58,44 @@ def cut(split: SplitArrays, pad_length: int) -> SplitArrays:
     return split._replace(waves=split.waves[:, -pad_length:], wave_lengths=jnp.minimum(split.wave_lengths, pad_length))
 
 
-def programs(config: Config, specs: list[ModelSpec], data) -> dict:
-    """name -> (jitted function, its arguments), the arguments placed as the run places them."""
+def program(name: str, config: Config, specs: list[ModelSpec], data) -> tuple:
+    """(jitted function, its arguments) of the "train step" or the "evaluation chunk", the arguments placed
+    as the run places them."""
     mesh = model_mesh(len(specs))
     per_model, replicated = NamedSharding(mesh, PartitionSpec(MODEL_AXIS)), NamedSharding(mesh, PartitionSpec())
     params, models = build_models(config, specs)
     stats = feature_stats(config, data.splits["train"])
-    pad = config.data.pad_length
-    train = jax.device_put(cut(split_arrays(data.splits["train"], stats), pad), replicated)
-    test = jax.device_put(cut(split_arrays(data.splits["test"], stats), pad), replicated)
     groups = len(mesh.devices)
+    if name == "train step":
+        train = jax.device_put(cut(split_arrays(data.splits["train"], stats), config.data.pad_length), replicated)
+        step = jax.jit(partial(sweep_step, config=config, groups=groups), donate_argnums=0)
+        return step, (shard_state(initial_state(config, params), mesh), train, jax.device_put(models, per_model))
+    test = jax.device_put(cut(split_arrays(data.splits["test"], stats), config.data.pad_length), replicated)
     n = config.evaluate.batch
     image_idx, audio_idx, labels = test_examples(split_arrays(data.splits["test"]).table, n, config.evaluate.seed)
     snr = np.full(n, 0.5, np.float32)
     items = (image_idx, audio_idx, np.arange(n), labels, snr, snr)
-    root = purpose_key(config.evaluate.seed, TEST_NOISE)
-    step = jax.jit(partial(sweep_step, config=config, groups=groups), donate_argnums=0)
     chunk = jax.jit(partial(chunk_correct, features=config.features, model=config.model,
                             model_chunk=config.train.model_chunk, groups=groups))
-    return {
-        "train step": (step, (shard_state(initial_state(config, params), mesh), train, jax.device_put(models, per_model))),
-        "evaluation chunk": (chunk, (jax.device_put(params, per_model), jax.device_put(models.masks, per_model),
-                                     test, items, root)),
-    }
+    return chunk, (jax.device_put(params, per_model), jax.device_put(models.masks, per_model), test, items,
+                   purpose_key(config.evaluate.seed, TEST_NOISE))
+
+
+def compiled(name: str, config: Config, specs: list[ModelSpec], data):
+    fn, args = program(name, config, specs, data)
+    return fn.lower(*args).compile()
+
+
+def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, Config]:
+    """The config each program runs with: "auto" sizes resolved as the run resolves them (clstm_jax/memory.py)."""
+    per_device = len(specs) // len(model_mesh(len(specs)).devices)
+    train = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
+    at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
+                                                  evaluate=dataclasses.replace(config.evaluate, batch=batch))
+    total = len(config.evaluate.snrs) ** 2 * config.evaluate.examples
+    chunk, batch = memory.fit_evaluation(config, per_device, total,
+                                         lambda c, b: compiled("evaluation chunk", at(c, b), specs, data), log)
+    return {"train step": train, "evaluation chunk": at(chunk, batch)}
 
 
 def flops(compiled) -> float:
@@ -88,7 +104,7 @@ def flops(compiled) -> float:
 
 
 def calls(config: Config, specs: list[ModelSpec], study: bool) -> dict:
-    """How often the run calls each program, and what the call counts stand for."""
+    """How often the run calls each program, and what the call counts stand for (evaluate.batch resolved)."""
     cfg = config.evaluate
     grid_items = len(cfg.snrs) ** 2 * cfg.examples
     # Validation, and in a study modality use (and Fig. 7's audio swap, 2 conditions x 3 models: left out),
@@ -110,38 +126,39 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
          timed_calls: int = 0, log=print) -> dict:
     """The cost of training and evaluating `specs` under `config` (see the module docstring)."""
     data = load_checked_data(config, data_dir)
-    counts = calls(config, specs, study)
+    configs = sized(config, specs, data, log)
+    counts = calls(configs["evaluation chunk"], specs, study)
     log(f"plan: compiling both programs unrolled at {FIT_FRAMES} frames (for their FLOPs)")
-    unrolled = unrolled_flops(config, specs, data)
+    unrolled = unrolled_flops(configs, specs, data)
     rows = {}
-    for name, (fn, args) in programs(config, specs, data).items():
+    for name, program_config in configs.items():
         log(f"plan: compiling the {name} ({len(specs)} models)")
-        compiled = fn.lower(*args).compile()
-        memory = compiled.memory_analysis()
+        fn, args = program(name, program_config, specs, data)
+        executable = fn.lower(*args).compile()
+        analysis = executable.memory_analysis()
         row = {
             "models": len(specs), **counts[name],
             "flops_per_call": unrolled[name],
             "devices": len(model_mesh(len(specs)).devices),
-            "argument_bytes": memory.argument_size_in_bytes, "output_bytes": memory.output_size_in_bytes,
-            "temp_bytes": memory.temp_size_in_bytes,
+            "argument_bytes": analysis.argument_size_in_bytes, "output_bytes": analysis.output_size_in_bytes,
+            "temp_bytes": analysis.temp_size_in_bytes,
         }
         if timed_calls:
             log(f"plan: timing {timed_calls} calls of the {name}")
-            row["seconds_per_call"] = time_calls(compiled, args, timed_calls, donated=name == "train step")
+            row["seconds_per_call"] = time_calls(executable, args, timed_calls, donated=name == "train step")
             row["projected_seconds"] = row["seconds_per_call"] * row["calls"]
         rows[name] = row
     return {"backend": jax.default_backend(), "preset": config.preset, "steps": config.train.steps,
             "frames": config.model.frames, "channels": config.model.channels, "programs": rows}
 
 
-def unrolled_flops(config: Config, specs: list[ModelSpec], data) -> dict[str, float]:
-    """XLA's FLOPs of each program with every time step counted: compiled unrolled at the config's frames
-    when they are few, else at 3, 4 and 5 frames and extended by the quadratic through them."""
+def unrolled_flops(configs: dict[str, Config], specs: list[ModelSpec], data) -> dict[str, float]:
+    """XLA's FLOPs of each program (name -> its config) with every time step counted: compiled unrolled at
+    the config's frames when they are few, else at 3, 4 and 5 frames and extended by the quadratic through them."""
     def count(frames: int) -> dict[str, float]:
-        return {name: flops(fn.lower(*args).compile())
-                for name, (fn, args) in programs(with_frames(config, frames), specs, data).items()}
+        return {name: flops(compiled(name, with_frames(config, frames), specs, data)) for name, config in configs.items()}
 
-    T = config.model.frames
+    T = next(iter(configs.values())).model.frames
     if T <= 5:
         return count(T)
     points = {t: count(t) for t in FIT_FRAMES}

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint, distributed
+from clstm_jax import checkpoint, distributed, memory
 from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.experiments import sweep_models
 from clstm_jax.data.features import BinStats, bin_stats, load_bin_stats, make_batch, save_bin_stats
@@ -363,7 +363,11 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     elif primary and files.metrics.exists():
         files.metrics.unlink()
 
-    step_fn = jax.jit(partial(sweep_step, config=config, groups=len(mesh.devices)), donate_argnums=0)
+    groups = len(mesh.devices)
+    step_program = lambda cfg: jax.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
+    config = memory.fit_training(config, len(specs) // groups, lambda cfg: step_program(cfg).lower(state, train, models).compile(),
+                                 log=print if primary else lambda _: None)
+    step_fn = step_program(config)
     count_fn = jax.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
     best_fn = jax.jit(keep_best, donate_argnums=0)
     total = config.train.steps

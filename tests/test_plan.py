@@ -8,7 +8,7 @@ import pytest
 
 from clstm_jax.cli import main
 from clstm_jax.experiments import sweep_models
-from clstm_jax.plan import calls, flops, plan, programs, with_frames
+from clstm_jax.plan import calls, flops, plan, program, with_frames
 from clstm_jax.sweep import load_checked_data
 from conftest import micro
 
@@ -23,17 +23,17 @@ def test_flops_equal_a_full_unrolled_compilation(priced, data_dir):
     """The FLOPs extended from 3, 4 and 5 frames equal XLA's count of the program unrolled at all 7 frames."""
     config, result = priced
     data = load_checked_data(config, data_dir)
-    full = programs(with_frames(config, 7), sweep_models(config), data)
-    for name, (fn, args) in full.items():
+    for name in ("train step", "evaluation chunk"):
+        fn, args = program(name, with_frames(config, 7), sweep_models(config), data)
         assert result["programs"][name]["flops_per_call"] == pytest.approx(flops(fn.lower(*args).compile()), rel=1e-4), name
 
 
 def test_argument_memory_is_the_bytes_of_the_inputs(priced, data_dir):
     config, result = priced
     nbytes = lambda tree: sum(jnp.asarray(x).nbytes for x in jax.tree.leaves(tree))  # 64-bit numpy ints arrive as int32
-    built = programs(config, sweep_models(config), load_checked_data(config, data_dir))
-    assert result["programs"]["train step"]["argument_bytes"] == nbytes(built["train step"][1])
-    params, masks, test, items, root = built["evaluation chunk"][1]
+    built = lambda name: program(name, config, sweep_models(config), load_checked_data(config, data_dir))[1]
+    assert result["programs"]["train step"]["argument_bytes"] == nbytes(built("train step"))
+    params, masks, test, items, root = built("evaluation chunk")
     # The chunk never reads the test split's pair table (it is given the pairs), and jit drops unused arguments.
     assert result["programs"]["evaluation chunk"]["argument_bytes"] == \
         nbytes((params, masks, test._replace(table=None), items, root))

@@ -18,8 +18,9 @@ from clstm_jax.study import run_study
 from conftest import ROOT
 
 # The tiny preset, cut to 10 steps and 8 test pairs: the pipeline, not a result.
+# Training sizes its model chunk by itself ("auto", clstm_jax/memory.py).
 TINY = ["preset=tiny", "train.length=10", "train.validate_every=5", "train.checkpoint_every=5", "evaluate.examples=8",
-        "evaluate.point_examples=12"]
+        "evaluate.point_examples=12", "train.model_chunk=auto"]
 FIGURES = (3, 4, 5, 6, 7, 9, 10, 11, 12)
 
 
@@ -121,8 +122,10 @@ def test_evaluation_does_not_depend_on_chunking(study_run, data_dir):
     run_dir, _ = study_run
     run = load_run(run_dir)
     stored = load_evaluation(run_dir)
-    for batch in (97, 800):  # a chunk size that does not divide the items, and one chunk for everything
-        config = dataclasses.replace(run.config, evaluate=dataclasses.replace(run.config.evaluate, batch=batch))
+    # a chunk size that does not divide the items, and "auto" sizes (all 800 items and all models in one chunk)
+    for chunk, batch in ((0, 97), ("auto", "auto")):
+        config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, model_chunk=chunk),
+                                     evaluate=dataclasses.replace(run.config.evaluate, batch=batch))
         again = evaluate(dataclasses.replace(run, config=config), data_dir=str(data_dir), progress=False)
         np.testing.assert_array_equal(again.correct, stored.correct)
 

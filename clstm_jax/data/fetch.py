@@ -21,7 +21,6 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from tqdm import tqdm

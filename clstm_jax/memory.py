@@ -1,0 +1,138 @@
+"""Programs that fit by themselves: `train.model_chunk = "auto"` and `evaluate.batch = "auto"`.
+
+The memory a compiled program needs on a device (XLA's memory analysis:
+arguments, outputs and temporaries, less the donated buffers it reuses) grows
+linearly with the models vmapped side by side (training) and with the items
+of an evaluation chunk. So "auto" compiles the program at sizes 1 and 2, fits
+the line, and compiles the widest size the line puts under the budget and the
+next one, to confirm that it is the widest that fits (bisecting when the line
+was wrong). When one model does not fit, training turns on `model.remat` and
+tries again.
+
+The budget is `train.memory_budget_gb`, or when that is 0 the device's own
+limit (90% of `memory_stats()["bytes_limit"]` on a GPU, for the runtime's own
+buffers) and on the CPU half the machine's memory. Chunking never changes
+what a model computes; remat changes only the last bits (tests/test_model.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import jax
+
+from clstm_jax.config import Config, ConfigError
+
+GIB = 2**30
+# The widest evaluation chunk "auto" picks: wider chunks are not faster, and the progress bar keeps moving.
+AUTO_MAX_ITEMS = 1024
+
+
+def budget_bytes(config: Config) -> int:
+    """Bytes a program may use on one device (see the module docstring)."""
+    if config.train.memory_budget_gb > 0:
+        return int(config.train.memory_budget_gb * GIB)
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(0.9 * stats["bytes_limit"])
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+
+
+def program_bytes(compiled) -> int:
+    """Device memory of a compiled program: arguments + outputs + temporaries - donated (aliased) buffers."""
+    m = compiled.memory_analysis()
+    return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+
+
+def widest_fitting(bytes_at: Callable[[int], int], largest: int, budget: int) -> tuple[int, int]:
+    """(size, bytes): the widest size in 1..largest whose program fits the budget; size 0 when even 1 does not.
+
+    bytes_at(size) compiles the program at that size and returns its bytes (program_bytes); memory is
+    assumed to grow with the size. The widest is tried first; else the line through sizes 1 and 2 gives a
+    first guess; then the search
+    brackets the widest fitting size and bisects, so a cost off the line costs compilations, not the answer.
+    """
+    measured: dict[int, int] = {}
+
+    def fits(size: int) -> bool:
+        if size not in measured:
+            measured[size] = bytes_at(size)
+        return measured[size] <= budget
+
+    if fits(largest):  # the common case on a large device: one compilation
+        return largest, measured[largest]
+    if not fits(1):
+        return 0, measured[1]
+    if not fits(2):
+        return 1, measured[1]
+    slope = max(measured[2] - measured[1], 1)
+    guess = max(2, min(largest, 1 + (budget - measured[1]) // slope))
+    lo, hi = (guess, None) if fits(guess) else (2, guess)  # lo fits; hi (when known) does not
+    step = 1
+    while hi is None and lo < largest:  # gallop up from a guess that fits
+        if fits(min(largest, lo + step)):
+            lo, step = min(largest, lo + step), step * 2
+        else:
+            hi = min(largest, lo + step)
+    while hi is not None and hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo, measured[lo]
+
+
+def fit_training(config: Config, models_per_device: int, compile_step: Callable[[Config], object], log=print) -> Config:
+    """config with `train.model_chunk = "auto"` resolved to the widest chunk that fits (remat if needed).
+
+    compile_step(config) returns the training step compiled for that config.
+    """
+    if config.train.model_chunk != "auto":
+        return config
+    budget = budget_bytes(config)
+    for remat in dict.fromkeys((config.model.remat, True)):
+        model = dataclasses.replace(config.model, remat=remat)
+        # all the device's models side by side is chunk 0 (one vmap): the program the run then compiles
+        at = lambda chunk: dataclasses.replace(config, model=model, train=dataclasses.replace(
+            config.train, model_chunk=0 if chunk == models_per_device else chunk))
+        chunk, used = widest_fitting(lambda c: program_bytes(compile_step(at(c))), models_per_device, budget)
+        if chunk:
+            log(f"train.model_chunk = auto: {chunk} of {models_per_device} models side by side per device"
+                f"{', model.remat on' if remat and not config.model.remat else ''} "
+                f"({used / GIB:.2f} GiB of a {budget / GIB:.2f} GiB budget)")
+            return at(chunk)
+    raise ConfigError(f"one model's training step needs {used / GIB:.2f} GiB even with model.remat, over the "
+                      f"{budget / GIB:.2f} GiB budget (train.memory_budget_gb); expected a smaller train.batch_size "
+                      "or model size, or a larger budget")
+
+
+def fit_evaluation(config: Config, models_per_device: int, total_items: int,
+                   compile_chunk: Callable[[int, int], object], log=print) -> tuple[int, int]:
+    """(model_chunk, batch) of the evaluation: each as configured, or "auto" resolved to fit the budget.
+
+    compile_chunk(model_chunk, batch) returns the evaluation chunk compiled at that size. An "auto" model
+    chunk starts from all the device's models (a forward pass keeps no backward state) and halves while
+    not even one item fits; an "auto" batch is the widest up to AUTO_MAX_ITEMS (and the total) that fits.
+    """
+    chunk, batch = config.train.model_chunk, config.evaluate.batch
+    if batch != "auto":
+        return (0 if chunk == "auto" else chunk), batch
+    budget = budget_bytes(config)
+    widest = min(AUTO_MAX_ITEMS, total_items)
+    for model_chunk in ([chunk] if chunk != "auto" else [0, *halvings(models_per_device)[1:]]):
+        batch, used = widest_fitting(lambda b: program_bytes(compile_chunk(model_chunk, b)), widest, budget)
+        if batch:
+            log(f"evaluate.batch = auto: {batch} items per call"
+                + (f", {model_chunk or models_per_device} models side by side" if chunk == "auto" else "")
+                + f" ({used / GIB:.2f} GiB of a {budget / GIB:.2f} GiB budget)")
+            return model_chunk, batch
+    raise ConfigError(f"one evaluation item needs {used / GIB:.2f} GiB, over the {budget / GIB:.2f} GiB budget "
+                      "(train.memory_budget_gb); expected a smaller train.model_chunk or model size, or a larger budget")
+
+
+def halvings(n: int) -> list[int]:
+    """n, n/2, n/4, ..., 1 (rounded up)."""
+    sizes = [n]
+    while sizes[-1] > 1:
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
