@@ -26,9 +26,10 @@ from clstm_jax.model import ModelConfig, init
 from clstm_jax.train import make_optimizer, train_step
 
 
-def time_step(channels: int, frames: int, models: int, conv: str, remat: bool, batch: int, repeats: int) -> tuple[float, float]:
-    """(median seconds per step, XLA temporary memory of the compiled step in MB)."""
-    cfg = ModelConfig(channels=channels, frames=frames, conv=conv, remat=remat)
+def time_step(channels: int, frames: int, models: int, conv: str = "auto", remat: bool = False, batch: int = 32,
+              repeats: int = 3, **model_fields) -> tuple[float, float]:
+    """(median seconds per step, XLA temporary memory of the compiled step in MB); model_fields: more ModelConfig."""
+    cfg = ModelConfig(channels=channels, frames=frames, conv=conv, remat=remat, **model_fields)
     optimizer = make_optimizer()
     keys = jax.random.split(jax.random.key(0), models)
     params = jax.vmap(init, in_axes=(0, None))(keys, cfg)  # (models, ...)

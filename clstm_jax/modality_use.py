@@ -25,6 +25,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from clstm_jax import memory
 from clstm_jax.config import snr_label
@@ -100,7 +101,7 @@ def condition_inputs(images: jnp.ndarray, spectrograms: jnp.ndarray, labels: np.
     }
 
 
-def measure(run: Run, data_dir: str | None = None) -> ModalityUse:
+def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> ModalityUse:
     """Every model of the run at its training point and the clean corner, under every condition.
 
     Each model's inputs are stacked on the model axis and all models run in one jitted program per
@@ -112,23 +113,31 @@ def measure(run: Run, data_dir: str | None = None) -> ModalityUse:
         lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels,
         (params, masks, images, spectrograms), model_chunk))
     correct, sizes = [], None
-    for point in POINTS:
-        pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
-        inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, cfg.evaluate.point_examples) for pair in dict.fromkeys(pairs)}
-        labels = next(iter(inputs.values()))[2]
-        swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
-        n = len(labels)
-        if sizes is None:
-            example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
-            sizes = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
-                run.params, run.models.masks, *(x[:, :b] for x in example), labels[:b]).compile())
-        model_chunk, batch = sizes
-        right = program(model_chunk)
-        row = []
-        for condition in CONDITIONS:
-            images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))
-            row.append(np.concatenate([np.asarray(right(run.params, run.models.masks, images[:, s : s + batch],
-                                                        spectrograms[:, s : s + batch], labels[s : s + batch]))
-                                       for s in range(0, n, batch)], axis=1))
-        correct.append(row)
+    n = cfg.evaluate.point_examples
+    with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,
+              desc=f"modality use ({len(run.specs)} models x {len(POINTS)} points x {len(CONDITIONS)} conditions x {n} examples)") as bar:
+        bar.set_postfix_str("compiling (the first call also compiles the program)")
+        for point in POINTS:
+            pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
+            inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, n) for pair in dict.fromkeys(pairs)}
+            labels = next(iter(inputs.values()))[2]
+            swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
+            if sizes is None:
+                example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
+                sizes = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
+                    run.params, run.models.masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
+            model_chunk, batch = sizes
+            right = program(model_chunk)
+            row = []
+            for condition in CONDITIONS:
+                images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))
+                parts = []
+                for start in range(0, n, batch):
+                    stop = min(start + batch, n)
+                    parts.append(np.asarray(right(run.params, run.models.masks, images[:, start:stop],
+                                                  spectrograms[:, start:stop], labels[start:stop])))
+                    bar.update(stop - start)
+                    bar.set_postfix_str(f"{len(run.specs)} models per item")
+                row.append(np.concatenate(parts, axis=1))
+            correct.append(row)
     return ModalityUse(tuple(run.names), np.moveaxis(np.array(correct), 2, 0), np.asarray(labels), run.step)

@@ -142,7 +142,10 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
             "devices": len(model_mesh(len(specs)).devices),
             "argument_bytes": analysis.argument_size_in_bytes, "output_bytes": analysis.output_size_in_bytes,
             "temp_bytes": analysis.temp_size_in_bytes,
+            "model_chunk": program_config.train.model_chunk, "remat": program_config.model.remat,
         }
+        if name == "evaluation chunk":
+            row["items_per_call"] = program_config.evaluate.batch
         if timed_calls:
             log(f"plan: timing {timed_calls} calls of the {name}")
             row["seconds_per_call"] = time_calls(executable, args, timed_calls, donated=name == "train step")
@@ -190,7 +193,8 @@ def plan_table(result: dict) -> str:
              f"{result['frames']} frames, {result['steps']:,} training steps"]
     for name, row in result["programs"].items():
         memory = row["argument_bytes"] + row["output_bytes"] + row["temp_bytes"]
-        lines += [f"{name}: {row['models']} models, {row['calls']:,} calls ({row['what']})",
+        sizes = f"model_chunk {row['model_chunk'] or 'all'}" + (", remat" if row["remat"] else "")
+        lines += [f"{name}: {row['models']} models ({sizes}), {row['calls']:,} calls ({row['what']})",
                   f"  {row['flops_per_call'] / 1e9:,.4g} GFLOP per call, {row['flops_per_call'] * row['calls'] / 1e12:,.4g} "
                   "TFLOP in all",
                   f"  memory per device ({row['devices']} device(s)): {gib(memory)} = arguments "

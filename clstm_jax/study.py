@@ -52,7 +52,7 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     use = load_modality_use(run_dir)
     if use is None or use.step != evaluation.step or use.correct.shape[-1] != config.evaluate.point_examples:
         log("study: measuring modality use (each input swapped for another digit's, or zeroed)")
-        use = measure_modality_use(run, data_dir)
+        use = measure_modality_use(run, data_dir, progress)
         use.save(run_dir / EVAL_DIR, run.specs)
     study = Study(evaluation, run.specs, modality_use=use)
     for line in draw_report(run, study, data_dir):

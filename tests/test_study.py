@@ -206,6 +206,19 @@ def test_modality_use_swaps_or_zeroes_one_input_and_matches_the_evaluation(study
     assert "## Modality use" in (run_dir / "results.md").read_text()
 
 
+def test_modality_use_in_chunks_equals_the_stored_and_shows_progress(study_run, data_dir, capsys):
+    from clstm_jax.modality_use import load_modality_use, measure
+
+    run_dir, _ = study_run
+    run = load_run(run_dir)
+    config = dataclasses.replace(run.config, evaluate=dataclasses.replace(run.config.evaluate, batch=5))  # 5 + 5 + 2
+    again = measure(dataclasses.replace(run, config=config), str(data_dir), progress=True)
+    np.testing.assert_array_equal(again.correct, load_modality_use(run_dir).correct)
+    bar = capsys.readouterr().err
+    assert "modality use (42 models x 2 points x 4 conditions x 12 examples)" in bar
+    assert "compiling" in bar.split("5/96")[0] and "96/96" in bar
+
+
 def test_mismatched_recordings_carry_another_label(study_run, data_dir):
     run_dir, _ = study_run
     _, _, labels = evaluation_inputs(load_run(run_dir), 1.0, 0.25, None, str(data_dir))
