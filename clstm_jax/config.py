@@ -174,6 +174,8 @@ def annotation_name(annotation) -> str:
         return f"a list of {annotation_name(typing.get_args(annotation)[0])}"
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return " or ".join(annotation_name(a) for a in typing.get_args(annotation))
+    if typing.get_origin(annotation) is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(annotation, str(annotation))
 
 

@@ -56,7 +56,10 @@ def test_unknown_key_lists_the_valid_ones(experiment):
         ("train.batch_size=0", r"train.batch_size = 0: expected a positive integer"),
         ("train.batch_size=2.5", r"train.batch_size = 2.5: expected an integer"),
         ("train.length_unit=epochs", r"train.length_unit = 'epochs': expected one of examples, batches"),
-        ("train.model_chunk=-1", r"train.model_chunk = -1: expected 0 \(all models at once\) or a positive integer"),
+        ("train.model_chunk=-1", r"train.model_chunk = -1: expected 0 \(all models at once\), a positive integer or 'auto'"),
+        ("train.model_chunk=most", r"train.model_chunk = 'most': expected an integer or 'auto'"),
+        ("evaluate.batch=0", r"evaluate.batch = 0: expected a positive integer"),
+        ("train.memory_budget_gb=-1", r"train.memory_budget_gb = -1.0: expected 0 \(the device's\) or a positive size"),
         ("model.conv=fft", r"model.conv = 'fft': expected one of auto, lax, shifted"),
         ("sweep.audio_snr=loud", r"sweep.audio_snr = 'loud': expected a positive number or 'orig'"),
         ("preset=huge", r"preset = 'huge': no file .*huge.toml; presets beside it: small$"),  # grid.toml is an experiment

@@ -215,8 +215,8 @@ def test_modality_use_in_chunks_equals_the_stored_and_shows_progress(study_run, 
     again = measure(dataclasses.replace(run, config=config), str(data_dir), progress=True)
     np.testing.assert_array_equal(again.correct, load_modality_use(run_dir).correct)
     bar = capsys.readouterr().err
-    assert "modality use (42 models x 2 points x 4 conditions x 12 examples)" in bar
-    assert "compiling" in bar.split("5/96")[0] and "96/96" in bar
+    assert "modality use (42 models x 2 points x 5 conditions x 12 examples)" in bar
+    assert "compiling" in bar.split("5/120")[0] and "120/120" in bar
 
 
 def test_mismatched_recordings_carry_another_label(study_run, data_dir):
