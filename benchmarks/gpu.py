@@ -106,7 +106,7 @@ def part_chunk(size: dict, data_dir: str) -> str:
     from clstm_jax import memory
     from clstm_jax.bench import bench_specs, compile_step, new_program
     from clstm_jax.config import load_config
-    from clstm_jax.sweep import feature_stats, load_checked_data, split_arrays
+    from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
 
     n = size["models"][-1]
     rows = ["| train.model_chunk | chosen | s / step | model-examples / s | memory / device (GiB) |", "|---|---|---|---|---|"]

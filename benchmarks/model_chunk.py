@@ -18,7 +18,7 @@ import numpy as np
 
 from clstm_jax.bench import bench_specs, compile_step, new_program
 from clstm_jax.config import load_config
-from clstm_jax.sweep import feature_stats, load_checked_data, split_arrays
+from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 

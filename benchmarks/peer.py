@@ -37,7 +37,7 @@ import numpy as np
 
 from clstm_jax.masks import make_masks
 from clstm_jax.model import ModelConfig, apply, init
-from clstm_jax.sweep import over_models
+from clstm_jax.multi_model import over_models
 from clstm_jax.train import make_optimizer, train_step
 
 PEER_FILE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "torch_clstm.py"

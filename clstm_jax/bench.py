@@ -13,7 +13,9 @@ from functools import partial
 import jax
 
 from clstm_jax.config import Config, ModelSpec
-from clstm_jax.sweep import build_models, feature_stats, initial_state, load_checked_data, split_arrays, sweep_step
+from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
+from clstm_jax.stacking import build_models, initial_state
+from clstm_jax.sweep import sweep_step
 
 
 def bench_specs(n_models: int) -> list[ModelSpec]:

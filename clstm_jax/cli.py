@@ -106,7 +106,8 @@ def sweep(args: argparse.Namespace) -> int:
     import jax
 
     from clstm_jax import distributed
-    from clstm_jax.sweep import model_mesh, run_sweep
+    from clstm_jax.multi_model import model_mesh
+    from clstm_jax.sweep import run_sweep
 
     config = load_config(args.config, args.set)
     check_writable(args.out)

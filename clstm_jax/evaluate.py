@@ -7,7 +7,7 @@ SNR bits), so it depends on the example and the SNRs only: every model sees
 the same noisy input, whatever the chunking, grid or model list, and one
 example can be re-created exactly for inspection (`evaluation_inputs`).
 Items are streamed in chunks of `evaluate.batch`; each chunk runs all models
-(`sweep.over_models`: vmapped, or in chunks of `train.model_chunk`, sharded over
+(`multi_model.over_models`: vmapped, or in chunks of `train.model_chunk`, sharded over
 devices) on the same inputs.
 """
 
@@ -31,8 +31,10 @@ from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.model import ModelConfig, apply
 from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
-from clstm_jax.sweep import (MODEL_AXIS, TEST, TEST_NOISE, SplitArrays, check_run_data, load_checked_data, model_mesh,
-                             over_models, purpose_key, split_arrays)
+from clstm_jax.device_data import load_checked_data, split_arrays, SplitArrays
+from clstm_jax.keys import purpose_key, TEST, TEST_NOISE
+from clstm_jax.multi_model import MODEL_AXIS, model_mesh, over_models
+from clstm_jax.run_dir import check_run_data
 
 EVAL_DIR = "eval"
 
@@ -169,7 +171,7 @@ def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Arr
                   features: FeatureConfig, model: ModelConfig, model_chunk: int = 0, groups: int = 1) -> jax.Array:
     """Whether each model gets each item right: bool (models, items). items: image, audio, example, label, a, v.
 
-    The inputs are made once and shared by every model; model_chunk, groups: see sweep.over_models.
+    The inputs are made once and shared by every model; model_chunk, groups: see multi_model.over_models.
     """
     image_idx, audio_idx, example_ids, labels, audio_snr, visual_snr = items
     images, spectrograms = item_inputs(root, split, image_idx, audio_idx, example_ids, audio_snr, visual_snr, features)

@@ -33,7 +33,7 @@ from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
 from clstm_jax.model import apply
 from clstm_jax.run import Run
-from clstm_jax.sweep import over_models
+from clstm_jax.multi_model import over_models
 
 POINTS = ("training", "clean")
 CONDITIONS = ("matched", "audio mismatched", "audio zeroed", "image mismatched", "image zeroed")
@@ -105,7 +105,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
     """Every model of the run at its training point and the clean corner, under every condition.
 
     Each model's inputs are stacked on the model axis and all models run in one jitted program per
-    (point, condition), as `evaluate` runs them: `sweep.over_models` in chunks of `train.model_chunk`,
+    (point, condition), as `evaluate` runs them: `multi_model.over_models` in chunks of `train.model_chunk`,
     `evaluate.batch` examples per call ("auto" sizes fitted as for the evaluation, clstm_jax/memory.py).
     """
     cfg = run.config

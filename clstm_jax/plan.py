@@ -32,8 +32,11 @@ from clstm_jax import memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.evaluate import chunk_correct, test_examples
 from clstm_jax.modality_use import CONDITIONS, POINTS
-from clstm_jax.sweep import (MODEL_AXIS, TEST_NOISE, SplitArrays, build_models, feature_stats, initial_state, load_checked_data,
-                             model_mesh, purpose_key, shard_state, split_arrays, sweep_step)
+from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays, SplitArrays
+from clstm_jax.keys import purpose_key, TEST_NOISE
+from clstm_jax.multi_model import MODEL_AXIS, model_mesh, shard_state
+from clstm_jax.stacking import build_models, initial_state
+from clstm_jax.sweep import sweep_step
 
 
 # Frames of the unrolled compilations that give the FLOPs of longer sequences. XLA's count for the training

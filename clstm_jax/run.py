@@ -13,7 +13,8 @@ from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
 from clstm_jax.masks import Masks
 from clstm_jax.model import apply
-from clstm_jax.sweep import Models, RunFiles, init_params, initial_state, model_constants
+from clstm_jax.run_dir import RunFiles
+from clstm_jax.stacking import init_params, initial_state, model_constants, Models
 
 SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed")
 apply_jit = jax.jit(apply, static_argnums=4)  # one compilation per input shape, shared by every RunModel

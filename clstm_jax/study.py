@@ -25,7 +25,8 @@ from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_mo
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report
 from clstm_jax.run import Run, load_run
-from clstm_jax.sweep import diff_keys, run_sweep
+from clstm_jax.run_dir import diff_keys
+from clstm_jax.sweep import run_sweep
 
 
 def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True,

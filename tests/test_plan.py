@@ -9,7 +9,7 @@ import pytest
 from clstm_jax.cli import main
 from clstm_jax.experiments import sweep_models
 from clstm_jax.plan import calls, flops, plan, program, with_frames
-from clstm_jax.sweep import load_checked_data
+from clstm_jax.device_data import load_checked_data
 from conftest import micro
 
 

@@ -47,7 +47,7 @@ def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
 @pytest.mark.parametrize("chunk, groups", [(0, 1), (1, 1), (2, 1), (4, 1), (1, 2), (2, 2)])
 def test_over_models_equals_a_loop_over_models(chunk, groups):
     """Every chunking of the model axis gives each model fn of its own slices (6 models; 2 + 1 leaves a remainder)."""
-    from clstm_jax.sweep import over_models
+    from clstm_jax.multi_model import over_models
 
     rng = np.random.default_rng(0)
     weights, biases, x = rng.normal(size=(6, 3, 4)), rng.normal(size=(6, 3)), rng.normal(size=(4, 5))
@@ -279,7 +279,7 @@ def test_bench_rows_cover_both_modes_and_add_up(data_dir):
     from clstm_jax.bench import run_bench
 
     from clstm_jax.bench import bench_specs, new_program
-    from clstm_jax.sweep import feature_stats, load_checked_data, split_arrays
+    from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
 
     config, steps = micro(), 2
     start = time.perf_counter()
@@ -327,7 +327,7 @@ def test_standardised_runs_store_the_training_statistics_and_evaluation_reads_th
 
 
 def test_keep_best_takes_the_new_parameters_only_where_validation_improved():
-    from clstm_jax.sweep import keep_best
+    from clstm_jax.validation import keep_best
 
     params = {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.array([10.0, 20.0, 30.0])}  # 3 models
     best = {"w": -jnp.ones((3, 2)), "b": -jnp.ones(3)}

@@ -1,0 +1,104 @@
+"""A run directory's files, and the check that a resume or an evaluation uses the run's own config and data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from clstm_jax import distributed
+from clstm_jax.config import Config, ConfigError, from_record
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of a run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models.json"
+
+    @property
+    def feature_stats(self) -> Path:
+        return self.root / "feature_stats.npz"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data.json"
+
+
+def config_record(config: Config) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
+    """Write the resolved config and the data's identity into a new run directory, or check that they
+    match an existing one.
+
+    Returns True when resuming. A different config or dataset is refused and nothing in the directory
+    is touched. Every process reads before process 0 writes, so all of them take the same branch.
+    """
+    files = RunFiles(run_dir)
+    record = config_record(config)
+    stored = None  # the stored config, keys added since it was written at their defaults
+    if files.config.exists():
+        stored = config_record(from_record(json.loads(files.config.read_text()), str(files.config)))
+    distributed.barrier("claim_run_dir")
+    if stored is not None:
+        if stored != record:
+            differing = sorted(diff_keys(stored, record))
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config (differs in {', '.join(differing)}); "
+                "nothing there was changed. Use a new --out directory, or re-run with the same config to resume."
+            )
+        check_run_data(run_dir, data_identity, "resume")
+        return True
+    if distributed.is_primary():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        files.config.write_text(json.dumps(record, indent=2) + "\n")
+        files.data.write_text(json.dumps(data_identity, indent=2) + "\n")
+    return False
+
+
+def check_run_data(run_dir: Path, data_identity: dict, action: str) -> None:
+    """Refuse to `action` a run on data other than its own (RUN/data.json), naming what differs.
+
+    Runs written before data.json existed are not checked."""
+    path = RunFiles(run_dir).data
+    if not path.exists():
+        return
+    stored = json.loads(path.read_text())
+    if stored != data_identity:
+        differing = sorted(diff_keys(stored, data_identity))
+        raise ConfigError(
+            f"{run_dir} was trained on other data than {action} would use (differs in {', '.join(differing)}; "
+            f"the run's record: {path}); nothing there was changed. Point --data-dir at the run's data."
+        )
+
+
+def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            keys += diff_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            keys.append(prefix + key)
+    return keys
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop metrics lines written after the checkpoint we resume from (they will be written again)."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))

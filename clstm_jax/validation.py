@@ -1,0 +1,82 @@
+"""Validation during training: a fixed subset at each model's own SNRs, and each model's best state kept."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from clstm_jax import distributed
+from clstm_jax.config import Config
+from clstm_jax.data.features import BinStats, make_batch
+from clstm_jax.data.splits import sample_pairs
+from clstm_jax.device_data import SplitArrays
+from clstm_jax.keys import VALIDATION, purpose_key
+from clstm_jax.model import apply
+from clstm_jax.multi_model import over_models
+from clstm_jax.stacking import Models
+
+
+def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
+    """A fixed subset of n validation pairs: (images, waves, lengths, labels), host-chosen once."""
+    image_idx, audio_idx, labels = sample_pairs(purpose_key(seed, VALIDATION), split.table, n)
+    return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
+
+
+def correct_counts(params: dict, models: Models, pairs: tuple, pairs_index: jax.Array, stats: BinStats | None,
+                   config: Config, groups: int = 1) -> jax.Array:
+    """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
+
+    Noise keys depend on the chunk only, so every model sees the same draws. stats: see SplitArrays.
+    """
+    images, waves, lengths, labels = pairs
+    key = jax.random.fold_in(purpose_key(config.train.seed, VALIDATION), pairs_index)
+
+    def model_correct(params, masks, audio_snr, visual_snr):
+        image, spectrogram = make_batch(key, images, waves, lengths, audio_snr, visual_snr, config.features, stats)
+        logits = apply(params, masks, image, spectrogram, config.model)  # (B, T, 10)
+        return jnp.sum(jnp.argmax(logits[:, -1], axis=-1) == labels)
+
+    per_model = (params, models.masks, models.audio_snr, models.visual_snr)
+    return over_models(model_correct, per_model, config.train.model_chunk, groups)
+
+
+def keep_best(state: dict, accuracy: jax.Array) -> dict:
+    """Keep each model's parameters where its validation accuracy improved; reset the loss sum (jit this)."""
+    improved = accuracy > state["best_accuracy"]
+    pick = lambda new, old: jnp.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
+    return {
+        **state,
+        "best_params": jax.tree.map(pick, state["params"], state["best_params"]),
+        "best_accuracy": jnp.where(improved, accuracy, state["best_accuracy"]),
+        "best_step": jnp.where(improved, state["step"], state["best_step"]),
+        "loss_sum": jnp.zeros_like(state["loss_sum"]),
+    }
+
+
+def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar) -> dict:
+    """Validation accuracy per model; keep each model's best state; one metrics line and one progress line."""
+    n = validation[0].shape[0]
+    chunk = config.train.batch_size * 4
+    correct = sum(
+        count_fn(state["params"], models, tuple(x[i : i + chunk] for x in validation), i // chunk, stats)
+        for i in range(0, n, chunk)
+    )
+    loss = distributed.to_host(state["loss_sum"]) / steps_since
+    step = int(state["step"])
+    if not np.all(np.isfinite(loss)):
+        bad = [name for name, value in zip(names, loss) if not np.isfinite(value)]
+        raise FloatingPointError(f"non-finite training loss at step {step} for {', '.join(bad)}")
+    accuracy = correct.astype(jnp.float32) / n
+    state = best_fn(state, accuracy)
+    accuracy = distributed.to_host(accuracy)  # a collective: every process takes part
+    if distributed.is_primary():
+        record = {"step": step, "loss": dict(zip(names, loss.tolist())), "validation_accuracy": dict(zip(names, accuracy.tolist()))}
+        with open(files.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        best, worst = int(np.argmax(accuracy)), int(np.argmin(accuracy))
+        bar.write(f"step {step}: validation accuracy best {accuracy[best]:.3f} ({names[best]}), "
+                  f"worst {accuracy[worst]:.3f} ({names[worst]}); mean loss {loss.mean():.3f}")
+    return state
