@@ -115,8 +115,8 @@ def part_chunk(size: dict, data_dir: str) -> str:
         split = load_checked_data(config, data_dir).splits["train"]
         train = split_arrays(split, feature_stats(config, split))
         program = new_program(config, bench_specs(n))
-        config = memory.fit_training(config, n, lambda cfg: compile_step(cfg, program, train), log=lambda _: None)
-        step = compile_step(config, program, train)
+        config, step = memory.fit_training(config, n, lambda cfg: compile_step(cfg, program, train), log=lambda _: None)
+        step = step or compile_step(config, program, train)
         seconds = timed_steps(step, [program[0], train, program[1]], 3)
         chosen = f"{config.train.model_chunk}" + (", remat" if config.model.remat else "")
         rows.append(f"| {chunk} | {chosen} | {seconds:.3f} | {n * config.train.batch_size / seconds:,.0f} "

@@ -211,11 +211,11 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
 
     program = lambda model_chunk: jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
                                                   model_chunk=model_chunk, groups=len(mesh.devices)))
-    model_chunk, batch = memory.fit_evaluation(
+    model_chunk, batch, step = memory.fit_evaluation(
         run.config, M // len(mesh.devices), total,
         lambda chunk, b: program(chunk).lower(params, masks, test, items_at(0, b), root).compile(),
         log=print if progress else lambda _: None)
-    step = program(model_chunk)
+    step = step or program(model_chunk)  # "auto" compiled it already
 
     correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n
     with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",
@@ -254,7 +254,8 @@ def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_di
 
     example_ids: positions in the run's fixed test subset (default all of it).
     examples: the subset's size (default evaluate.examples). The seeded draw is the same for every size,
-    so a larger subset begins with the smaller one, noise included (keys are per example and SNR pair).
+    so a larger subset begins with the smaller one, noise included (keys are per example and SNR pair),
+    up to float32 rounding where XLA vectorises the two batch sizes differently (tests/test_study.py).
     SNRs may be numbers or "orig", on the grid or off it.
     """
     cfg = run.config.evaluate

@@ -46,27 +46,33 @@ def program_bytes(compiled) -> int:
     return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
 
 
-def widest_fitting(bytes_at: Callable[[int], int], largest: int, budget: int) -> tuple[int, int]:
-    """(size, bytes): the widest size in 1..largest whose program fits the budget; size 0 when even 1 does not.
+def widest_fitting(compile_at: Callable[[int], object], largest: int, budget: int) -> tuple[int, int, object]:
+    """(size, bytes, compiled program): the widest size in 1..largest whose program fits the budget; size 0
+    when even 1 does not.
 
-    bytes_at(size) compiles the program at that size and returns its bytes (program_bytes); memory is
-    assumed to grow with the size. The widest is tried first; else the line through sizes 1 and 2 gives a
-    first guess; then the search
+    compile_at(size) compiles the program at that size; memory is assumed to grow with the size. The
+    widest is tried first; else the line through sizes 1 and 2 gives a first guess; then the search
     brackets the widest fitting size and bisects, so a cost off the line costs compilations, not the answer.
+    The chosen size's program is returned so that the caller runs it rather than compiling it again.
     """
+    programs: dict[int, object] = {}
     measured: dict[int, int] = {}
 
     def fits(size: int) -> bool:
         if size not in measured:
-            measured[size] = bytes_at(size)
+            programs[size] = compile_at(size)
+            measured[size] = program_bytes(programs[size])
         return measured[size] <= budget
 
+    def chosen(size: int) -> tuple[int, int, object]:
+        return size, measured[size], programs.get(size)
+
     if fits(largest):  # the common case on a large device: one compilation
-        return largest, measured[largest]
+        return chosen(largest)
     if not fits(1):
-        return 0, measured[1]
+        return 0, measured[1], None
     if not fits(2):
-        return 1, measured[1]
+        return chosen(1)
     slope = max(measured[2] - measured[1], 1)
     guess = max(2, min(largest, 1 + (budget - measured[1]) // slope))
     lo, hi = (guess, None) if fits(guess) else (2, guess)  # lo fits; hi (when known) does not
@@ -79,36 +85,39 @@ def widest_fitting(bytes_at: Callable[[int], int], largest: int, budget: int) ->
     while hi is not None and hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo, measured[lo]
+    return chosen(lo)
 
 
-def fit_training(config: Config, models_per_device: int, compile_step: Callable[[Config], object], log=print) -> Config:
-    """config with `train.model_chunk = "auto"` resolved to the widest chunk that fits (remat if needed).
+def fit_training(config: Config, models_per_device: int, compile_step: Callable[[Config], object],
+                 log=print) -> tuple[Config, object]:
+    """(config, compiled step): `train.model_chunk = "auto"` resolved to the widest chunk that fits (remat if
+    needed), and the step compiled for it; the config unchanged and None when the chunk is not "auto".
 
     compile_step(config) returns the training step compiled for that config.
     """
     if config.train.model_chunk != "auto":
-        return config
+        return config, None
     budget = budget_bytes(config)
     for remat in dict.fromkeys((config.model.remat, True)):
         model = dataclasses.replace(config.model, remat=remat)
         # all the device's models side by side is chunk 0 (one vmap): the program the run then compiles
         at = lambda chunk: dataclasses.replace(config, model=model, train=dataclasses.replace(
             config.train, model_chunk=0 if chunk == models_per_device else chunk))
-        chunk, used = widest_fitting(lambda c: program_bytes(compile_step(at(c))), models_per_device, budget)
+        chunk, used, step = widest_fitting(lambda c: compile_step(at(c)), models_per_device, budget)
         if chunk:
             log(f"train.model_chunk = auto: {chunk} of {models_per_device} models side by side per device"
                 f"{', model.remat on' if remat and not config.model.remat else ''} "
                 f"({used / GIB:.2f} GiB of a {budget / GIB:.2f} GiB budget)")
-            return at(chunk)
+            return at(chunk), step
     raise ConfigError(f"one model's training step needs {used / GIB:.2f} GiB even with model.remat, over the "
                       f"{budget / GIB:.2f} GiB budget (train.memory_budget_gb); expected a smaller train.batch_size "
                       "or model size, or a larger budget")
 
 
 def fit_evaluation(config: Config, models_per_device: int, total_items: int,
-                   compile_chunk: Callable[[int, int], object], log=print) -> tuple[int, int]:
-    """(model_chunk, batch) of the evaluation: each as configured, or "auto" resolved to fit the budget.
+                   compile_chunk: Callable[[int, int], object], log=print) -> tuple[int, int, object]:
+    """(model_chunk, batch, compiled chunk): each size as configured, or "auto" resolved to fit the budget,
+    with the program compiled at those sizes (None when nothing was "auto", so nothing was compiled).
 
     compile_chunk(model_chunk, batch) returns the evaluation chunk compiled at that size. An "auto" model
     chunk starts from all the device's models (a forward pass keeps no backward state) and halves while
@@ -116,16 +125,16 @@ def fit_evaluation(config: Config, models_per_device: int, total_items: int,
     """
     chunk, batch = config.train.model_chunk, config.evaluate.batch
     if batch != "auto":
-        return (0 if chunk == "auto" else chunk), batch
+        return (0 if chunk == "auto" else chunk), batch, None
     budget = budget_bytes(config)
     widest = min(AUTO_MAX_ITEMS, total_items)
     for model_chunk in ([chunk] if chunk != "auto" else [0, *halvings(models_per_device)[1:]]):
-        batch, used = widest_fitting(lambda b: program_bytes(compile_chunk(model_chunk, b)), widest, budget)
+        batch, used, program = widest_fitting(lambda b: compile_chunk(model_chunk, b), widest, budget)
         if batch:
             log(f"evaluate.batch = auto: {batch} items per call"
                 + (f", {model_chunk or models_per_device} models side by side" if chunk == "auto" else "")
                 + f" ({used / GIB:.2f} GiB of a {budget / GIB:.2f} GiB budget)")
-            return model_chunk, batch
+            return model_chunk, batch, program
     raise ConfigError(f"one evaluation item needs {used / GIB:.2f} GiB, over the {budget / GIB:.2f} GiB budget "
                       "(train.memory_budget_gb); expected a smaller train.model_chunk or model size, or a larger budget")
 

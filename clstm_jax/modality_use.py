@@ -126,16 +126,17 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
                 example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
                 sizes = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
                     run.params, run.models.masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
-            model_chunk, batch = sizes
-            right = program(model_chunk)
+                right = sizes[2] or program(sizes[0])  # "auto" compiled it already
+            batch = min(sizes[1], n)
             row = []
             for condition in CONDITIONS:
                 images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))
                 parts = []
                 for start in range(0, n, batch):
                     stop = min(start + batch, n)
-                    parts.append(np.asarray(right(run.params, run.models.masks, images[:, start:stop],
-                                                  spectrograms[:, start:stop], labels[start:stop])))
+                    ids = np.arange(start, start + batch) % n  # the last call wraps round: one shape, one program
+                    result = right(run.params, run.models.masks, images[:, ids], spectrograms[:, ids], labels[ids])
+                    parts.append(np.asarray(result)[:, : stop - start])
                     bar.update(stop - start)
                     bar.set_postfix_str(f"{len(run.specs)} models per item")
                 row.append(np.concatenate(parts, axis=1))

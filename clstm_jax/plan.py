@@ -92,12 +92,12 @@ def compiled(name: str, config: Config, specs: list[ModelSpec], data):
 def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, Config]:
     """The config each program runs with: "auto" sizes resolved as the run resolves them (clstm_jax/memory.py)."""
     per_device = len(specs) // len(model_mesh(len(specs)).devices)
-    train = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
+    train, _ = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
     at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
                                                   evaluate=dataclasses.replace(config.evaluate, batch=batch))
     total = len(config.evaluate.snrs) ** 2 * config.evaluate.examples
-    chunk, batch = memory.fit_evaluation(config, per_device, total,
-                                         lambda c, b: compiled("evaluation chunk", at(c, b), specs, data), log)
+    chunk, batch, _ = memory.fit_evaluation(config, per_device, total,
+                                            lambda c, b: compiled("evaluation chunk", at(c, b), specs, data), log)
     return {"train step": train, "evaluation chunk": at(chunk, batch)}
 
 

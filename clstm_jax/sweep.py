@@ -95,9 +95,10 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
 
     groups = len(mesh.devices)
     step_program = lambda cfg: jax.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
-    config = memory.fit_training(config, len(specs) // groups, lambda cfg: step_program(cfg).lower(state, train, models).compile(),
-                                 log=print if primary else lambda _: None)
-    step_fn = step_program(config)
+    config, step_fn = memory.fit_training(config, len(specs) // groups,
+                                          lambda cfg: step_program(cfg).lower(state, train, models).compile(),
+                                          log=print if primary else lambda _: None)
+    step_fn = step_fn or step_program(config)  # "auto" compiled it already
     count_fn = jax.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
     best_fn = jax.jit(keep_best, donate_argnums=0)
     total = config.train.steps

@@ -23,7 +23,10 @@ def test_widest_fitting_equals_a_brute_force_search(cost):
     for largest in (1, 2, 7, 40):
         for budget in range(90, 1500, 7):
             fitting = [s for s in range(1, largest + 1) if cost(s) <= budget]
-            assert memory.widest_fitting(cost, largest, budget)[0] == max(fitting, default=0), (largest, budget)
+            size, used, program = memory.widest_fitting(lambda s: Compiled(cost(s), 0, 0), largest, budget)
+            assert size == max(fitting, default=0), (largest, budget)
+            if size:  # the chosen size's own program comes back, to be run without compiling it again
+                assert used == cost(size) and program.memory_analysis().argument_size_in_bytes == cost(size)
 
 
 def with_budget(config, budget_bytes):
@@ -62,9 +65,12 @@ def test_training_chunk_is_the_widest_that_fits_and_remat_comes_on_when_one_mode
                 memory.fit_training(with_budget(CONFIG, budget), 3, train_step_at, log=lambda _: None)
             continue
         remat = not fitting(False)
-        chosen = memory.fit_training(with_budget(CONFIG, budget), 3, train_step_at, log=lambda _: None)
+        chosen, step = memory.fit_training(with_budget(CONFIG, budget), 3, train_step_at, log=lambda _: None)
         widest = max(fitting(remat))
         assert (chosen.train.model_chunk, chosen.model.remat) == (0 if widest == 3 else widest, remat), budget
+        assert memory.program_bytes(step) == TRAIN_BYTES[widest, remat]  # the chosen program, compiled once
+    fixed = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, model_chunk=2))
+    assert memory.fit_training(fixed, 3, None) == (fixed, None)  # nothing "auto": nothing compiled
 
 
 def test_evaluation_batch_is_the_widest_that_fits_and_the_model_chunk_halves_when_one_item_does_not():
@@ -78,8 +84,9 @@ def test_evaluation_batch_is_the_widest_that_fits_and_the_model_chunk_halves_whe
                 memory.fit_evaluation(with_budget(CONFIG, budget), 3, 3200, chunk_at, log=lambda _: None)
             continue
         widest = max(b for c, b in fitting if c == first_chunk)
-        assert memory.fit_evaluation(with_budget(CONFIG, budget), 3, 3200, chunk_at, log=lambda _: None) == \
-            (first_chunk, widest), budget
+        chunk, batch, program = memory.fit_evaluation(with_budget(CONFIG, budget), 3, 3200, chunk_at, log=lambda _: None)
+        assert (chunk, batch) == (first_chunk, widest), budget
+        assert memory.program_bytes(program) == per_item(chunk, batch)
     # Without "auto" nothing is compiled: the sizes are the config's ("auto" models alone means all of them).
     fixed = dataclasses.replace(CONFIG, evaluate=dataclasses.replace(CONFIG.evaluate, batch=64))
-    assert memory.fit_evaluation(fixed, 3, 3200, None) == (0, 64)
+    assert memory.fit_evaluation(fixed, 3, 3200, None) == (0, 64, None)
