@@ -97,7 +97,8 @@ def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annota
         if text:
             shade = image.norm(value)
             dark = shade < 0.45 if cmap == "viridis" else abs(shade - 0.5) > 0.35
-            ax.text(j, i, text, ha="center", va="center", fontsize=5, color="white" if dark else "black")
+            ax.text(j, i, text, ha="center", va="center", fontsize=5, color="white" if dark else "black",
+                    in_layout=False)  # inside its axes: constrained layout need not measure 100 texts a panel
     return image
 
 

@@ -192,38 +192,54 @@ SHARDED = """
 import json, sys, jax, numpy as np
 from clstm_jax.config import load_config
 from clstm_jax.sweep import run_sweep
-config = load_config(sys.argv[1], sys.argv[4:])
-state = run_sweep(config, sys.argv[2], sys.argv[3], progress=False)
-leaf = state["params"]["layer1"]["hidden_kernel"]
-print(json.dumps({
-    "devices": len(leaf.sharding.device_set),
-    "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards}),
-    "params": [np.asarray(x).tolist() for x in jax.tree.leaves(state["params"])],
-}))
+experiment, data_dir, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+for run_dir, overrides in runs:
+    state = run_sweep(load_config(experiment, overrides), run_dir, data_dir, progress=False)
+    leaf = state["params"]["layer1"]["hidden_kernel"]
+    print(json.dumps({
+        "devices": len(leaf.sharding.device_set),
+        "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards}),
+        "params": [np.asarray(x).tolist() for x in jax.tree.leaves(state["params"])],
+    }))
+# 3 models on these devices: the largest device count that divides 3 is used, no model is padded.
+from clstm_jax.multi_model import model_mesh, shard_state
+leaf = shard_state({"w": np.zeros((3, 2))}, model_mesh(3))["w"]
+print(json.dumps({"three_models_devices": len(leaf.sharding.device_set),
+                  "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards})}))
 """
 
 
-def run_with_devices(name, n_devices, tmp_path, data_dir, *overrides):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}", "JAX_PLATFORMS": "cpu"}
-    args = [str(SWEEPS / "snr_grid.toml"), str(tmp_path / name), str(data_dir), *MICRO, *overrides]
-    out = subprocess.run([sys.executable, "-c", SHARDED, *args], env=env, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def device_env(n_devices):
+    """This environment with the host platform split into n_devices CPU devices."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n_devices}"
+    return {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
+
+
+def sweeps_on_devices(n_devices, data_dir, runs):
+    """Each (run_dir, overrides) of `runs` swept in one process with n_devices devices: their JSON lines,
+    then how 3 models are placed on those devices."""
+    runs = [(str(run_dir), [*MICRO, *overrides]) for run_dir, overrides in runs]
+    out = subprocess.run([sys.executable, "-c", SHARDED, str(SWEEPS / "snr_grid.toml"), str(data_dir), json.dumps(runs)],
+                         env=device_env(n_devices), check=True, capture_output=True, text=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')]
 
 
 def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path, data_dir):
     grid = ["train.length=2", "train.length_unit=batches", "sweep.experiment=", "sweep.audio_snr=[2, 1]", "sweep.visual_snr=[1, 0.5]"]
-    one = run_with_devices("one", 1, tmp_path, data_dir, *grid)
+    one = run_sweep(micro(*grid, experiment="snr_grid.toml"), tmp_path / "one", data_dir, progress=False)  # 1 device here
+    assert len(one["params"]["layer1"]["hidden_kernel"].sharding.device_set) == 1
     grid += ["train.model_chunk=1"]  # from here on models loop within each device (lax.map); same numbers
-    four = run_with_devices("four", 4, tmp_path, data_dir, *grid)
-    assert one["devices"] == 1 and four["devices"] == 4
-    assert four["shard_rows"] == [1]  # 4 models, one per device
-    chex.assert_trees_all_close(one["params"], four["params"], rtol=1e-5, atol=1e-6)  # every model, every entry
+    four, three = sweeps_on_devices(4, data_dir, [(tmp_path / "four", grid)])
+    assert four["devices"] == 4 and four["shard_rows"] == [1]  # 4 models, one per device
+    chex.assert_trees_all_close([np.asarray(x) for x in jax.tree.leaves(one["params"])],
+                                [np.asarray(x, np.float32) for x in four["params"]], rtol=1e-5, atol=1e-6)  # every entry
+    assert three == {"three_models_devices": 3, "shard_rows": [1]}  # 3 of the 4 devices, one model each
     # The same sweep as a two-process JAX program (jax.distributed), 2 devices each: the same numbers as
     # one process with 4 devices, from a checkpoint both processes wrote; only process 0 prints and logs.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    env = device_env(2)
     command = sweep_command(tmp_path / "two_processes", data_dir, *grid, experiment="snr_grid.toml")
     processes = [
         subprocess.Popen([*command, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
@@ -238,10 +254,6 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
         np.testing.assert_array_equal(a, b)
     lines = (tmp_path / "two_processes" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2]
-    # 3 models on 4 devices: the largest device count that divides 3 is used, no model is padded.
-    three = run_with_devices("three", 4, tmp_path, data_dir, "train.length=1", "train.length_unit=batches",
-                             "sweep.experiment=", "sweep.audio_snr=[2, 1, 0.5]", "sweep.visual_snr=[1]", "train.model_chunk=1")
-    assert three["devices"] == 3 and three["shard_rows"] == [1]
 
 
 def test_multi_process_arguments_and_uneven_model_counts_are_clear_errors(monkeypatch):
