@@ -78,6 +78,7 @@ def data_fetch(args: argparse.Namespace) -> int:
 def model_summary(args: argparse.Namespace) -> int:
     import jax
 
+    from clstm_jax import streams
     from clstm_jax.masks import VARIANTS, parameter_summary
     from clstm_jax.model import ModelConfig, init
 
@@ -86,16 +87,16 @@ def model_summary(args: argparse.Namespace) -> int:
     except ValueError as err:  # the widths asked for
         raise ConfigError(str(err)) from None
     shapes = jax.eval_shape(lambda key: init(key, cfg), jax.random.key(0))
-    summary = parameter_summary(shapes, cfg.visual_group)
+    summary = {**parameter_summary(shapes, cfg.visual_group), **streams.parameter_summary(cfg)}
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"C = {cfg.channels} channels per layer ({cfg.visual_group} visual, {cfg.channels - cfg.visual_group} audio), "
-          f"{cfg.bins} bins, dense {cfg.dense}")
-    print(f"{'variant':<13}{'(fusion, inputs)':<22}{'total':>12}{'live':>12}{'live %':>8}")
+    print(f"C = {cfg.channels} channels per layer ({cfg.visual_group} visual, {cfg.channels - cfg.visual_group} audio "
+          f"in the masked C-LSTM; each A.2 stream has all {cfg.channels}), {cfg.bins} bins, dense {cfg.dense}")
+    print(f"{'variant':<13}{'family, (fusion, inputs)':<32}{'total':>12}{'live':>12}{'live %':>8}")
     for name, counts in summary.items():
-        fusion, modalities = VARIANTS[name]
-        print(f"{name:<13}{f'({fusion}, {modalities})':<22}{counts['total']:>12,}{counts['live']:>12,}"
+        family = f"masked, {VARIANTS[name]}".replace("'", "") if name in VARIANTS else f"A.2 streams, ({name[3:]}, both)"
+        print(f"{name:<13}{family:<32}{counts['total']:>12,}{counts['live']:>12,}"
               f"{100 * counts['live'] / counts['total']:>7.1f}%")
     return 0
 

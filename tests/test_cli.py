@@ -46,13 +46,24 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 
 def test_model_summary_json_matches_the_hand_count(capsys):
-    """Same small configuration as tests/test_model.py's hand count."""
+    """Same small configuration as tests/test_model.py's hand count; the A.2 networks counted here."""
     assert main(["model", "summary", "--channels", "8", "--bins", "11", "--dense", "16", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
+    # A.2 second: conv 9*8+8, LSTM (11+8)*32+32, C-LSTM 2*9*8*32+8*32+32, dense 7*7*8*16+16, output 16*10+10
+    second = 80 + 640 + 4896 + 6288 + 170
+    # A.2 fc: conv 80, conv 9*8*8+8, LSTM 640, LSTM (8+8)*32+32, dense (7*7*8+8)*16+16, output 170
+    fc = 80 + 584 + 640 + 544 + 6416 + 170
     assert {name: v["live"] for name, v in summary.items()} == {
         "initial": 14074, "second": 12602, "fc": 10298, "visual-only": 13722, "audio-only": 13786,
+        "a2-second": second, "a2-fc": fc,
     }
-    assert {v["total"] for v in summary.values()} == {14074}
+    assert {name: v["total"] for name, v in summary.items()} == {
+        **{name: 14074 for name in ("initial", "second", "fc", "visual-only", "audio-only")},
+        "a2-second": second, "a2-fc": fc,
+    }
+    assert main(["model", "summary", "--channels", "8", "--bins", "11", "--dense", "16"]) == 0
+    table = capsys.readouterr().out
+    assert "A.2 streams, (second, both)" in table and f"{fc:,}" in table and "masked, (fc, both)" in table
 
 
 def test_model_summary_rejects_a_bad_width(capsys):
