@@ -114,8 +114,8 @@ def sweep_command(run_dir, data_dir, *overrides, experiment="fusion.toml"):
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path, data_dir):
     settings = ["train.length=12", "train.length_unit=batches", "train.checkpoint_every=4"]
-    straight = tmp_path / "straight"
-    subprocess.run(sweep_command(straight, data_dir, *settings), check=True, capture_output=True)
+    straight = tmp_path / "straight"  # in this process: the same flags, so the same compiled program
+    run_sweep(micro(*settings), straight, data_dir, progress=False)
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(sweep_command(killed, data_dir, *settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
