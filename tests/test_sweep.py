@@ -188,24 +188,12 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_earlier_o
         run_sweep(micro("train.length=2", "train.length_unit=batches"), tmp_path / "bug", data_dir, progress=False)
 
 
-SHARDED = """
-import json, sys, jax, numpy as np
-from clstm_jax.config import load_config
-from clstm_jax.sweep import run_sweep
-experiment, data_dir, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-for run_dir, overrides in runs:
-    state = run_sweep(load_config(experiment, overrides), run_dir, data_dir, progress=False)
-    leaf = state["params"]["layer1"]["hidden_kernel"]
-    print(json.dumps({
-        "devices": len(leaf.sharding.device_set),
-        "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards}),
-        "params": [np.asarray(x).tolist() for x in jax.tree.leaves(state["params"])],
-    }))
-# 3 models on these devices: the largest device count that divides 3 is used, no model is padded.
+PLACEMENT = """
+import json, numpy as np
 from clstm_jax.multi_model import model_mesh, shard_state
-leaf = shard_state({"w": np.zeros((3, 2))}, model_mesh(3))["w"]
-print(json.dumps({"three_models_devices": len(leaf.sharding.device_set),
-                  "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards})}))
+for n in (4, 3):  # the largest device count that divides the model count is used: no model is padded
+    leaf = shard_state({"w": np.zeros((n, 2))}, model_mesh(n))["w"]
+    print(json.dumps([n, len(leaf.sharding.device_set), sorted({s.data.shape[0] for s in leaf.addressable_shards})]))
 """
 
 
@@ -215,43 +203,32 @@ def device_env(n_devices):
     return {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
 
 
-def sweeps_on_devices(n_devices, data_dir, runs):
-    """Each (run_dir, overrides) of `runs` swept in one process with n_devices devices: their JSON lines,
-    then how 3 models are placed on those devices."""
-    runs = [(str(run_dir), [*MICRO, *overrides]) for run_dir, overrides in runs]
-    out = subprocess.run([sys.executable, "-c", SHARDED, str(SWEEPS / "snr_grid.toml"), str(data_dir), json.dumps(runs)],
-                         env=device_env(n_devices), check=True, capture_output=True, text=True)
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')]
-
-
 def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path, data_dir):
+    # Where models go on 4 devices: 4 models one per device, 3 models on 3 of them.
+    out = subprocess.run([sys.executable, "-c", PLACEMENT], env=device_env(4), check=True, capture_output=True, text=True)
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [[4, 4, [1]], [3, 3, [1]]]
+    # One sweep of 4 models as a two-process JAX program (jax.distributed), 2 devices each, against the same
+    # sweep on this process's one device: every entry of every model, from a checkpoint both processes
+    # wrote; only process 0 prints and logs.
     grid = ["train.length=2", "train.length_unit=batches", "sweep.experiment=", "sweep.audio_snr=[2, 1]", "sweep.visual_snr=[1, 0.5]"]
-    one = run_sweep(micro(*grid, experiment="snr_grid.toml"), tmp_path / "one", data_dir, progress=False)  # 1 device here
+    one = run_sweep(micro(*grid, experiment="snr_grid.toml"), tmp_path / "one", data_dir, progress=False)
     assert len(one["params"]["layer1"]["hidden_kernel"].sharding.device_set) == 1
-    grid += ["train.model_chunk=1"]  # from here on models loop within each device (lax.map); same numbers
-    four, three = sweeps_on_devices(4, data_dir, [(tmp_path / "four", grid)])
-    assert four["devices"] == 4 and four["shard_rows"] == [1]  # 4 models, one per device
-    chex.assert_trees_all_close([np.asarray(x) for x in jax.tree.leaves(one["params"])],
-                                [np.asarray(x, np.float32) for x in four["params"]], rtol=1e-5, atol=1e-6)  # every entry
-    assert three == {"three_models_devices": 3, "shard_rows": [1]}  # 3 of the 4 devices, one model each
-    # The same sweep as a two-process JAX program (jax.distributed), 2 devices each: the same numbers as
-    # one process with 4 devices, from a checkpoint both processes wrote; only process 0 prints and logs.
+    grid += ["train.model_chunk=1"]  # models loop within each device (lax.map); the same numbers
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = device_env(2)
     command = sweep_command(tmp_path / "two_processes", data_dir, *grid, experiment="snr_grid.toml")
     processes = [
         subprocess.Popen([*command, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=device_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)
     ]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "4 models on 4 device(s) in 2 process(es)" in outputs[0][0] and "done: step 2" in outputs[0][0]
     assert "models on" not in outputs[1][0] and "done:" not in outputs[1][0]  # (Gloo's own lines aside)
-    for a, b in zip(jax.tree.leaves(final_params(tmp_path / "two_processes")), jax.tree.leaves(final_params(tmp_path / "four"))):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_close(jax.tree.map(np.asarray, one["params"]), final_params(tmp_path / "two_processes"),
+                                rtol=1e-5, atol=1e-6)
     lines = (tmp_path / "two_processes" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2]
 
