@@ -95,7 +95,8 @@ def model_summary(args: argparse.Namespace) -> int:
           f"in the masked C-LSTM; each A.2 stream has all {cfg.channels}), {cfg.bins} bins, dense {cfg.dense}")
     print(f"{'variant':<13}{'family, (fusion, inputs)':<32}{'total':>12}{'live':>12}{'live %':>8}")
     for name, counts in summary.items():
-        family = f"masked, {VARIANTS[name]}".replace("'", "") if name in VARIANTS else f"A.2 streams, ({name[3:]}, both)"
+        fusion, modalities = VARIANTS.get(name, (name.removeprefix("a2-"), "both"))
+        family = f"{'masked' if name in VARIANTS else 'A.2 streams'}, ({fusion}, {modalities})"
         print(f"{name:<13}{family:<32}{counts['total']:>12,}{counts['live']:>12,}"
               f"{100 * counts['live'] / counts['total']:>7.1f}%")
     return 0

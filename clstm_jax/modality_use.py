@@ -112,7 +112,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
     program = lambda model_chunk: jax.jit(lambda params, masks, images, spectrograms, labels: over_models(
         lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels,
         (params, masks, images, spectrograms), model_chunk))
-    correct, sizes = [], None
+    correct, right = [], None
     n = cfg.evaluate.point_examples
     with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,
               desc=f"modality use ({len(run.specs)} models x {len(POINTS)} points x {len(CONDITIONS)} conditions x {n} examples)") as bar:
@@ -122,12 +122,12 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
             inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, n) for pair in dict.fromkeys(pairs)}
             labels = next(iter(inputs.values()))[2]
             swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
-            if sizes is None:
+            if right is None:
                 example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
-                sizes = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
+                model_chunk, batch, right = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
                     run.params, run.models.masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
-                right = sizes[2] or program(sizes[0])  # "auto" compiled it already
-            batch = min(sizes[1], n)
+                right = right or program(model_chunk)  # "auto" compiled it already
+                batch = min(batch, n)
             row = []
             for condition in CONDITIONS:
                 images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))

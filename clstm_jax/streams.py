@@ -18,20 +18,14 @@ Both return logits at every step, (B, T, classes), like the C-LSTM; the predicti
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from clstm_jax.model import ModelConfig, conv3x3_lax, conv3x3_shifted, lstm_update, matmul, max_pool2
+from clstm_jax.masks import total_count
+from clstm_jax.model import ModelConfig, conv3x3, conv_kernel, gate_bias, lstm_update, matmul, max_pool2
 
 STREAM_FUSIONS = ("second", "fc")
-
-
-def _gate_bias(cfg: ModelConfig) -> jax.Array:
-    C = cfg.channels
-    return jnp.zeros(4 * C).at[C : 2 * C].set(cfg.forget_bias)  # gates (i, f, g, o), as in clstm_jax.model
 
 
 def init(key: jax.Array, cfg: ModelConfig, fusion: str) -> dict:
@@ -45,19 +39,17 @@ def init(key: jax.Array, cfg: ModelConfig, fusion: str) -> dict:
     C, G, S = cfg.channels, 4 * cfg.channels, cfg.image_size
     normal = jax.nn.initializers.lecun_normal()
     keys = iter(jax.random.split(key, 8))
-    conv = lambda c_in, c_out: {"kernel": normal(next(keys), (9 * c_in, c_out)).reshape(3, 3, c_in, c_out),
-                                "bias": jnp.zeros(c_out)}
+    conv = lambda c_in, c_out: {"kernel": conv_kernel(next(keys), c_in, c_out), "bias": jnp.zeros(c_out)}
     lstm = lambda n_in: {"input_kernel": normal(next(keys), (n_in, G)), "hidden_kernel": normal(next(keys), (C, G)),
-                         "bias": _gate_bias(cfg)}
+                         "bias": gate_bias(cfg)}
     dense = lambda n_in, n_out: {"kernel": normal(next(keys), (n_in, n_out)), "bias": jnp.zeros(n_out)}
     pooled = (S // 4) ** 2 * C
     if fusion == "second":
         return {
             "conv": conv(1, C),
             "lstm": lstm(cfg.bins),
-            "clstm": {"input_kernel": normal(next(keys), (9 * C, G)).reshape(3, 3, C, G),
-                      "hidden_kernel": normal(next(keys), (9 * C, G)).reshape(3, 3, C, G),
-                      "audio_kernel": normal(next(keys), (C, G)), "bias": _gate_bias(cfg)},
+            "clstm": {"input_kernel": conv_kernel(next(keys), C, G), "hidden_kernel": conv_kernel(next(keys), C, G),
+                      "audio_kernel": normal(next(keys), (C, G)), "bias": gate_bias(cfg)},
             "dense": dense(pooled, cfg.dense),
             "output": dense(cfg.dense, cfg.classes),
         }
@@ -76,8 +68,7 @@ def apply(params: dict, image: jax.Array, spectrogram: jax.Array, cfg: ModelConf
 
     image: (B, S, S); spectrogram: (B, T, bins). The family is read from the parameters' names.
     """
-    conv_path = {"lax": conv3x3_lax, "shifted": conv3x3_shifted}[cfg.conv_path()]
-    conv_relu = lambda x, p: jax.nn.relu(conv_path(x, p["kernel"], cfg) + p["bias"])
+    conv_relu = lambda x, p: jax.nn.relu(conv3x3(x, p["kernel"], cfg) + p["bias"])
     lstm_input = lambda x, p: matmul(x, p["input_kernel"], cfg) + p["bias"]  # every frame at once
     lstm_step = lambda z, p, h, c: lstm_update(z + matmul(h, p["hidden_kernel"], cfg), c)
     B, C = image.shape[0], cfg.channels
@@ -87,13 +78,13 @@ def apply(params: dict, image: jax.Array, spectrogram: jax.Array, cfg: ModelConf
     if "clstm" in params:  # second-layer fusion
         visual = max_pool2(conv_relu(image[..., None], params["conv"]))  # (B, S/2, S/2, C)
         p = params["clstm"]
-        visual_term = conv_path(visual, p["input_kernel"], cfg) + p["bias"]  # (B, S/2, S/2, 4C)
+        visual_term = conv3x3(visual, p["input_kernel"], cfg) + p["bias"]  # (B, S/2, S/2, 4C)
         half = visual.shape[1]
 
         def step(carry, z_audio):
             u, cu, h, c = carry
             u, cu = lstm_step(z_audio, params["lstm"], u, cu)  # (B, C)
-            z = visual_term + matmul(u, p["audio_kernel"], cfg)[:, None, None, :] + conv_path(h, p["hidden_kernel"], cfg)
+            z = visual_term + matmul(u, p["audio_kernel"], cfg)[:, None, None, :] + conv3x3(h, p["hidden_kernel"], cfg)
             h, c = lstm_update(z, c)
             return (u, cu, h, c), max_pool2(h).reshape(B, -1)
 
@@ -125,7 +116,6 @@ def parameter_summary(cfg: ModelConfig) -> dict[str, dict[str, int]]:
     """{"a2-second": {"total": N, "live": N}, "a2-fc": ...}: every parameter of a stream network is live."""
     counts = {}
     for fusion in STREAM_FUSIONS:
-        shapes = jax.eval_shape(lambda key: init(key, cfg, fusion), jax.random.key(0))
-        total = int(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))
+        total = total_count(jax.eval_shape(lambda key: init(key, cfg, fusion), jax.random.key(0)))
         counts[f"a2-{fusion}"] = {"total": total, "live": total}
     return counts
