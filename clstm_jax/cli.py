@@ -76,6 +76,8 @@ def data_fetch(args: argparse.Namespace) -> int:
 
 
 def model_summary(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import jax
 
     from clstm_jax import streams
@@ -86,18 +88,28 @@ def model_summary(args: argparse.Namespace) -> int:
         cfg = ModelConfig(channels=args.channels, visual_channels=args.visual_channels, bins=args.bins, dense=args.dense)
     except ValueError as err:  # the widths asked for
         raise ConfigError(str(err)) from None
-    shapes = jax.eval_shape(lambda key: init(key, cfg), jax.random.key(0))
-    summary = {**parameter_summary(shapes, cfg.visual_group), **streams.parameter_summary(cfg)}
+    full = dataclasses.replace(cfg, visual_channels=None, stream_width="full")
+    families = {"": ("masked", cfg), "full-": ("masked, full width", full)}
+    summary, rows = {}, []
+    for prefix, (family, c) in families.items():
+        shapes = jax.eval_shape(lambda key: init(key, c), jax.random.key(0))
+        for name, counts in parameter_summary(shapes, c.visual_group, c.fused_channels).items():
+            summary[prefix + name] = counts
+            rows.append((prefix + name, f"{family}, {VARIANTS[name]}".replace("'", "")))
+    for name, counts in streams.parameter_summary(cfg).items():
+        summary[name] = counts
+        rows.append((name, f"A.2 streams, ({name.removeprefix('a2-')}, both)"))
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"C = {cfg.channels} channels per layer ({cfg.visual_group} visual, {cfg.channels - cfg.visual_group} audio "
-          f"in the masked C-LSTM; each A.2 stream has all {cfg.channels}), {cfg.bins} bins, dense {cfg.dense}")
-    print(f"{'variant':<13}{'family, (fusion, inputs)':<32}{'total':>12}{'live':>12}{'live %':>8}")
-    for name, counts in summary.items():
-        fusion, modalities = VARIANTS.get(name, (name.removeprefix("a2-"), "both"))
-        family = f"{'masked' if name in VARIANTS else 'A.2 streams'}, ({fusion}, {modalities})"
-        print(f"{name:<13}{family:<32}{counts['total']:>12,}{counts['live']:>12,}"
+    print(f"C = {cfg.channels}, {cfg.bins} bins, dense {cfg.dense}. Channels of each modality below the fusion layer: "
+          f"masked {cfg.visual_group} visual and {cfg.channels - cfg.visual_group} audio of one layer's {cfg.channels}; "
+          f"masked, full width {cfg.channels} each (layers of {full.width}, {cfg.channels} live from the fusion layer "
+          f"on); A.2 streams {cfg.channels} each")
+    print(f"{'variant':<18}{'family, (fusion, inputs)':<40}{'total':>12}{'live':>12}{'live %':>8}")
+    for name, family in rows:
+        counts = summary[name]
+        print(f"{name:<18}{family:<40}{counts['total']:>12,}{counts['live']:>12,}"
               f"{100 * counts['live'] / counts['total']:>7.1f}%")
     return 0
 

@@ -7,6 +7,12 @@ gradient; from the fusion layer on all weights are live. Every variant has
 the same parameter shapes, so models of different fusion depth stack and
 vmap together.
 
+Full-width streams (`model.stream_width = "full"`) give each modality's group
+C channels below the fusion layer, as the paper's A.2 networks do: the layers
+are 2C wide, and a layer at or above the fusion layer uses its first C
+channels, the others masked out entirely. Late and initial fusion then differ
+in where the modalities meet, not in how many channels each gets.
+
 Cross-modal weights of a layer: the image -> audio-group gates and audio ->
 visual-group gates (layer 1 inputs), and every kernel entry that connects a
 channel of one group to a gate of the other (recurrent kernels, and layer 2's
@@ -18,6 +24,7 @@ from __future__ import annotations
 import typing
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,46 +55,61 @@ def check_variant(fusion: str, modalities: str) -> None:
         raise ValueError(f"modalities = {modalities!r}; expected one of {', '.join(MODALITIES)}")
 
 
-def make_masks(params: dict, visual_channels: int, fusion: str = "initial", modalities: str = "both") -> Masks:
+def make_masks(params: dict, visual_channels: int, fusion: str = "initial", modalities: str = "both",
+               fused_channels: int | None = None) -> Masks:
     """The masks of one variant, for parameters shaped like `params` (see clstm_jax.model.init).
 
     Only shapes are read, so `params` may be `jax.eval_shape(init, ...)`.
-    visual_channels: how many of each layer's C channels (and of each gate's
-    C columns) form the visual group; the rest form the audio group.
+    visual_channels: how many of each layer's channels (and of each gate's
+    columns) form the visual group below the fusion layer; the rest form the
+    audio group. fused_channels: how many channels (the first ones) are live in
+    a layer at or above the fusion layer; None = all. A channel that is not
+    live has every weight into and out of it masked and a zero bias, so its
+    state stays exactly zero (sigmoid(0) * 0 + sigmoid(0) * tanh(0) = 0).
+    Full-width streams (ModelConfig.stream_width) are 2C wide with
+    visual_channels = fused_channels = C.
     """
     check_variant(fusion, modalities)
     channels = params["layer1"]["hidden_kernel"].shape[2]
-    visual = np.arange(channels) < visual_channels  # (C,) True for the visual group
-    gate_visual = np.tile(visual, 4)  # (4C,) gate columns, gates (i, f, g, o) each split alike
-    same_group = (visual[:, None] == gate_visual[None, :]).astype(np.float32)  # (C, 4C)
-    everything = np.ones_like(same_group)
+    index = np.arange(channels)
+    visual = index < visual_channels  # (W,) True for the visual group
     layer1_fused = fusion == "initial"
     layer2_fused = fusion in ("initial", "second")
+    live = lambda fused: index < (channels if fused_channels is None or not fused else fused_channels)
+    live1, live2 = live(layer1_fused), live(layer2_fused)
+    gates = lambda x: np.tile(x, 4)  # (4W,) gate columns, gates (i, f, g, o) each laid out like the channels
+
+    def block(live_in, live_out, fused):
+        """(W, 4W): channel -> gate weights that connect two live channels, of one group unless fused."""
+        same_group = visual[:, None] == gates(visual)[None, :]
+        return live_in[:, None] & gates(live_out)[None, :] & (fused | same_group)
+
     use_image = float(modalities in ("both", "visual"))
     use_audio = float(modalities in ("both", "audio"))
-
+    kernel = lambda m: np.broadcast_to(m, (3, 3, *m.shape))
     layer1 = {
         # image -> gates: only visual-group gates below the fusion layer.
-        "input_kernel": np.broadcast_to((gate_visual | layer1_fused) * use_image, (3, 3, 1, 4 * channels)),
-        "hidden_kernel": np.broadcast_to(everything if layer1_fused else same_group, (3, 3, channels, 4 * channels)),
+        "input_kernel": kernel((gates(live1) & (gates(visual) | layer1_fused))[None, :] * use_image),
+        "hidden_kernel": kernel(block(live1, live1, layer1_fused)),
         # audio frame -> gates: only audio-group gates below the fusion layer.
-        "audio_kernel": np.broadcast_to((~gate_visual | layer1_fused) * use_audio, params["layer1"]["audio_kernel"].shape),
-        "bias": np.ones(4 * channels),
+        "audio_kernel": np.broadcast_to((gates(live1) & (~gates(visual) | layer1_fused)) * use_audio,
+                                        params["layer1"]["audio_kernel"].shape),
+        "bias": gates(live1),
     }
-    layer2_block = everything if layer2_fused else same_group
     layer2 = {
-        "input_kernel": np.broadcast_to(layer2_block, (3, 3, channels, 4 * channels)),
-        "hidden_kernel": np.broadcast_to(layer2_block, (3, 3, channels, 4 * channels)),
-        "bias": np.ones(4 * channels),
+        "input_kernel": kernel(block(live1, live2, layer2_fused)),
+        "hidden_kernel": kernel(block(live2, live2, layer2_fused)),
+        "bias": gates(live2),
     }
-    tree = {"layer1": layer1, "layer2": layer2}
+    positions = params["dense"]["kernel"].shape[0] // channels  # the dense layer reads (S/4, S/4, W), channels last
+    tree = {"layer1": layer1, "layer2": layer2,
+            "dense": {"kernel": np.broadcast_to(np.tile(live2, positions)[:, None], params["dense"]["kernel"].shape),
+                      "bias": np.ones(params["dense"]["bias"].shape)}}
     for name in params:
         if name not in tree:
             tree[name] = jax.tree.map(lambda p: np.ones(p.shape), params[name])
     tree = jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), tree)
-    for path in ("layer1", "layer2"):
-        for key, value in params[path].items():
-            assert tree[path][key].shape == value.shape, (path, key)
+    chex.assert_trees_all_equal_shapes(tree, params)
     return Masks(tree, jnp.float32(use_image), jnp.float32(use_audio))
 
 
@@ -110,10 +132,10 @@ VARIANTS = {
 }
 
 
-def parameter_summary(params: dict, visual_channels: int) -> dict[str, dict[str, int]]:
-    """{variant name: {"total": N, "live": N}} for parameters shaped like `params`."""
+def parameter_summary(params: dict, visual_channels: int, fused_channels: int | None = None) -> dict[str, dict[str, int]]:
+    """{variant name: {"total": N, "live": N}} for parameters shaped like `params` (make_masks' arguments)."""
     total = total_count(params)
     return {
-        name: {"total": total, "live": live_count(make_masks(params, visual_channels, fusion, modalities))}
+        name: {"total": total, "live": live_count(make_masks(params, visual_channels, fusion, modalities, fused_channels))}
         for name, (fusion, modalities) in VARIANTS.items()
     }

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from clstm_jax.choices import ComputeDtype, Conv, MatmulPrecision, check_fields
+from clstm_jax.choices import ComputeDtype, Conv, MatmulPrecision, StreamWidth, check_fields
 from clstm_jax.masks import Masks
 
 # What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
@@ -36,6 +36,11 @@ class ModelConfig:
 
     channels: int = 64  # C: channels of each C-LSTM layer (paper: 64)
     visual_channels: int | None = None  # channels of the visual group per layer; None = C // 2 (audio gets the rest)
+    # "half": below the fusion layer the two modalities' groups share a layer's C channels (visual_channels and
+    # the rest); "full": each modality's group has C channels below the fusion layer and a fused layer has C,
+    # as in the paper's A.2 networks: the parameters are 2C wide and the unused channels masked
+    # (docs/model.md, "Width-matched late fusion")
+    stream_width: StreamWidth = "half"
     frames: int = 90  # spectrogram frames = scan length (18,262 samples, hop 200 -> 90)
     bins: int = 201  # frequency bins per frame (400-point FFT -> 201)
     image_size: int = 28  # image height = width (MNIST: 28; must be divisible by 4)
@@ -59,12 +64,28 @@ class ModelConfig:
                 raise ValueError(f"model.{name} = {getattr(self, name)}; expected a positive integer")
         if self.image_size % 4:
             raise ValueError(f"model.image_size = {self.image_size}; expected a multiple of 4 (two 2x2 pools)")
+        if self.stream_width == "full" and self.visual_channels is not None:
+            raise ValueError(f"model.visual_channels = {self.visual_channels} with model.stream_width = 'full'; "
+                             "expected no visual_channels (each modality's group has all C channels)")
         if not 0 <= self.visual_group <= self.channels:
             raise ValueError(f"model.visual_channels = {self.visual_channels}; expected 0..{self.channels}")
 
     @property
+    def width(self) -> int:
+        """Channels of each layer's parameters: C, or 2C with stream_width = "full"."""
+        return 2 * self.channels if self.stream_width == "full" else self.channels
+
+    @property
     def visual_group(self) -> int:
+        """Channels of the visual group below the fusion layer (the first ones); the audio group has the rest."""
+        if self.stream_width == "full":
+            return self.channels
         return self.channels // 2 if self.visual_channels is None else self.visual_channels
+
+    @property
+    def fused_channels(self) -> int | None:
+        """Channels live in a layer at or above the fusion layer (the first ones); None = all of them."""
+        return self.channels if self.stream_width == "full" else None
 
     def conv_path(self) -> str:
         """The convolution actually used: `conv`, with "auto" resolved for the default backend."""
@@ -76,9 +97,10 @@ def init(key: jax.Array, cfg: ModelConfig) -> dict:
 
     Kernels use LeCun-normal initialisation (fan-in = 3x3xC_in for convolutions,
     bins for the audio projection); biases are zero except the forget gate's,
-    which is `cfg.forget_bias`. Gate columns are ordered (i, f, g, o).
+    which is `cfg.forget_bias`. Gate columns are ordered (i, f, g, o). Layers
+    have `cfg.width` channels (C, or 2C for full-width streams).
     """
-    C, G = cfg.channels, 4 * cfg.channels
+    C, G = cfg.width, 4 * cfg.width
     pooled = (cfg.image_size // 4) ** 2 * C
     normal = jax.nn.initializers.lecun_normal()
     keys = iter(jax.random.split(key, 7))
@@ -87,12 +109,12 @@ def init(key: jax.Array, cfg: ModelConfig) -> dict:
             "input_kernel": conv_kernel(next(keys), 1, G),
             "hidden_kernel": conv_kernel(next(keys), C, G),
             "audio_kernel": normal(next(keys), (cfg.bins, G)),
-            "bias": gate_bias(cfg),
+            "bias": gate_bias(C, cfg.forget_bias),
         },
         "layer2": {
             "input_kernel": conv_kernel(next(keys), C, G),
             "hidden_kernel": conv_kernel(next(keys), C, G),
-            "bias": gate_bias(cfg),
+            "bias": gate_bias(C, cfg.forget_bias),
         },
         "dense": {"kernel": normal(next(keys), (pooled, cfg.dense)), "bias": jnp.zeros(cfg.dense)},
         "output": {"kernel": normal(next(keys), (cfg.dense, cfg.classes)), "bias": jnp.zeros(cfg.classes)},
@@ -108,10 +130,9 @@ def conv_kernel(key: jax.Array, c_in: int, c_out: int) -> jax.Array:
     return jax.nn.initializers.lecun_normal()(key, (9 * c_in, c_out)).reshape(3, 3, c_in, c_out)
 
 
-def gate_bias(cfg: ModelConfig) -> jax.Array:
-    """The bias of a (C-)LSTM's 4C gates (i, f, g, o): zero, except the forget gate's cfg.forget_bias."""
-    C = cfg.channels
-    return jnp.zeros(4 * C).at[C : 2 * C].set(cfg.forget_bias)
+def gate_bias(channels: int, forget_bias: float) -> jax.Array:
+    """The bias of a (C-)LSTM's 4C gates (i, f, g, o): zero, except the forget gate's forget_bias."""
+    return jnp.zeros(4 * channels).at[channels : 2 * channels].set(forget_bias)
 
 
 def numerics(cfg: ModelConfig) -> dict:
@@ -174,7 +195,7 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
     """Forward pass; returns (logits (B, T, classes), states).
 
     image: (B, S, S) float; spectrogram: (B, T, bins) float. states is
-    {"h1": (B, T, S, S, C), "h2": (B, T, S/2, S/2, C)} when keep_states, else {}.
+    {"h1": (B, T, S, S, W), "h2": (B, T, S/2, S/2, W)} when keep_states, else {} (W = cfg.width).
     """
     B, S = image.shape[0], cfg.image_size
     if image.shape[1:] != (S, S) or spectrogram.shape[2:] != (cfg.bins,) or spectrogram.shape[0] != B:
@@ -184,7 +205,7 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
         )
     conv = lambda x, kernel: conv3x3(x, kernel, cfg)
     p = masked(params, masks)
-    C = cfg.channels
+    C = cfg.width
     image = image * masks.image
     spectrogram = spectrogram * masks.audio
     # Terms that do not change with h, computed once for every step.

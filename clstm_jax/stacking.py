@@ -37,7 +37,8 @@ init_models = jax.jit(jax.vmap(init, in_axes=(0, None)), static_argnums=1)
 def model_constants(config: Config, specs: list[ModelSpec]) -> Models:
     """The per-model constants (masks, SNRs, noise keys), stacked on the model axis."""
     shapes = jax.eval_shape(lambda key: init(key, config.model), jax.random.key(0))  # make_masks reads shapes only
-    masks = [make_masks(shapes, config.model.visual_group, spec.fusion, spec.modalities) for spec in specs]
+    cfg = config.model
+    masks = [make_masks(shapes, cfg.visual_group, spec.fusion, spec.modalities, cfg.fused_channels) for spec in specs]
     seeds = jnp.array([spec.seed for spec in specs])
     return Models(
         jax.tree.map(lambda *m: jnp.stack(m), *masks),

@@ -41,7 +41,7 @@ def init(key: jax.Array, cfg: ModelConfig, fusion: str) -> dict:
     keys = iter(jax.random.split(key, 8))
     conv = lambda c_in, c_out: {"kernel": conv_kernel(next(keys), c_in, c_out), "bias": jnp.zeros(c_out)}
     lstm = lambda n_in: {"input_kernel": normal(next(keys), (n_in, G)), "hidden_kernel": normal(next(keys), (C, G)),
-                         "bias": gate_bias(cfg)}
+                         "bias": gate_bias(C, cfg.forget_bias)}
     dense = lambda n_in, n_out: {"kernel": normal(next(keys), (n_in, n_out)), "bias": jnp.zeros(n_out)}
     pooled = (S // 4) ** 2 * C
     if fusion == "second":
@@ -49,7 +49,7 @@ def init(key: jax.Array, cfg: ModelConfig, fusion: str) -> dict:
             "conv": conv(1, C),
             "lstm": lstm(cfg.bins),
             "clstm": {"input_kernel": conv_kernel(next(keys), C, G), "hidden_kernel": conv_kernel(next(keys), C, G),
-                      "audio_kernel": normal(next(keys), (C, G)), "bias": gate_bias(cfg)},
+                      "audio_kernel": normal(next(keys), (C, G)), "bias": gate_bias(C, cfg.forget_bias)},
             "dense": dense(pooled, cfg.dense),
             "output": dense(cfg.dense, cfg.classes),
         }

@@ -1,5 +1,6 @@
 """The C-LSTM against a numpy per-step loop written from the SPEC equations, plus exact mask properties."""
 
+import dataclasses
 import re
 
 import jax
@@ -87,12 +88,14 @@ def params():
     return init(jax.random.key(0), CFG)
 
 
-@pytest.mark.parametrize("fusion", FUSIONS)
-def test_scanned_forward_equals_numpy_loop(params, fusion):
-    masks = make_masks(params, CFG.visual_group, fusion)
+@pytest.mark.parametrize("fusion, width", [(fusion, "half") for fusion in FUSIONS] + [("second", "full")])
+def test_scanned_forward_equals_numpy_loop(params, fusion, width):
+    cfg = CFG if width == "half" else FULL
+    params = params if width == "half" else init(jax.random.key(5), FULL)
+    masks = make_masks(params, cfg.visual_group, fusion, fused_channels=cfg.fused_channels)
     image, spectrogram = inputs()
-    logits, states = run(params, masks, image, spectrogram, CFG, keep_states=True)
-    ref_logits, ref_h1, ref_h2 = reference_forward(params, masks, image, spectrogram, CFG.channels)
+    logits, states = run(params, masks, image, spectrogram, cfg, keep_states=True)
+    ref_logits, ref_h1, ref_h2 = reference_forward(params, masks, image, spectrogram, cfg.width)
     assert logits.shape == (BATCH, CFG.frames, 10)
     assert np.abs(np.asarray(logits) - ref_logits).max() < 1e-4
     assert np.abs(np.asarray(states["h1"]) - ref_h1).max() < 1e-4
@@ -175,6 +178,79 @@ def test_live_parameter_counts_by_hand(params):
     }
     for (fusion, modalities), count in expected.items():
         assert live_count(make_masks(params, CFG.visual_group, fusion, modalities)) == count, (fusion, modalities)
+
+
+FULL = ModelConfig(channels=8, frames=5, bins=11, dense=16, conv="shifted", stream_width="full")  # layers of 16
+
+
+def full_states(params, fusion, image, spectrogram, modalities="both"):
+    masks = make_masks(params, FULL.visual_group, fusion, modalities, FULL.fused_channels)
+    logits, states = jax.jit(run, static_argnums=(4, 5))(params, masks, image, spectrogram, FULL, True)
+    return np.asarray(logits), {k: np.asarray(v) for k, v in states.items()}
+
+
+def c_wide(params, C):
+    """The first C channels of a 2C-wide model as a C-wide one: those channels' gate columns and rows."""
+    gates = np.concatenate([np.arange(C) + g * 2 * C for g in range(4)])  # columns of channels < C, gates i, f, g, o
+    cut = lambda kernel, rows: kernel[..., rows, :][..., gates]
+    dense = params["dense"]["kernel"].reshape(-1, 2 * C, params["dense"]["kernel"].shape[-1])[:, :C]
+    return {"layer1": {"input_kernel": params["layer1"]["input_kernel"][..., gates],
+                       "hidden_kernel": cut(params["layer1"]["hidden_kernel"], slice(0, C)),
+                       "audio_kernel": params["layer1"]["audio_kernel"][:, gates],
+                       "bias": params["layer1"]["bias"][gates]},
+            "layer2": {"input_kernel": cut(params["layer2"]["input_kernel"], slice(0, C)),
+                       "hidden_kernel": cut(params["layer2"]["hidden_kernel"], slice(0, C)),
+                       "bias": params["layer2"]["bias"][gates]},
+            "dense": {"kernel": dense.reshape(-1, dense.shape[-1]), "bias": params["dense"]["bias"]},
+            "output": params["output"]}
+
+
+def test_full_width_initial_fusion_is_the_c_wide_model_and_its_other_channels_stay_zero():
+    params = init(jax.random.key(3), FULL)
+    image, spectrogram = inputs()
+    logits, states = full_states(params, "initial", image, spectrogram)
+    narrow = c_wide(params, 8)
+    reference = run(narrow, make_masks(narrow, CFG.visual_group, "initial"), image, spectrogram, CFG, keep_states=True)
+    np.testing.assert_allclose(logits, reference[0], rtol=1e-5, atol=1e-6)
+    for layer in ("h1", "h2"):
+        np.testing.assert_allclose(states[layer][..., :8], reference[1][layer], rtol=1e-5, atol=1e-6)
+        assert np.all(states[layer][..., 8:] == 0), layer
+
+
+def test_full_width_streams_have_c_channels_each_below_the_fusion_layer():
+    """Each modality's group is all C = 8 channels below the fusion layer: the other input cannot reach it;
+    a fused layer uses its first 8 of 16 channels, and reads both."""
+    params = init(jax.random.key(4), FULL)
+    image, spectrogram = inputs(0)
+    other_image, other_spectrogram = inputs(1)
+    for fusion in ("second", "fc"):
+        _, base = full_states(params, fusion, image, spectrogram)
+        _, new_audio = full_states(params, fusion, image, other_spectrogram)
+        _, new_image = full_states(params, fusion, other_image, spectrogram)
+        for layer in ("h1", "h2") if fusion == "fc" else ("h1",):
+            assert same(base[layer][..., :8], new_audio[layer][..., :8]), (fusion, layer)  # visual group: image only
+            assert same(base[layer][..., 8:], new_image[layer][..., 8:]), (fusion, layer)  # audio group: audio only
+            assert not same(base[layer][..., :8], new_image[layer][..., :8])
+            assert not same(base[layer][..., 8:], new_audio[layer][..., 8:])
+        if fusion == "second":  # the fused layer 2: 8 live channels that hear both, 8 that stay zero
+            assert np.all(base["h2"][..., 8:] == 0)
+            assert not same(base["h2"], new_audio["h2"]) and not same(base["h2"], new_image["h2"])
+
+
+def test_a_full_width_sweep_gives_its_models_the_full_width_masks():
+    """The sweep's stacked masks follow model.stream_width: full-width initial fusion has exactly the live
+    parameters of the C-wide model, and later fusion more (each modality keeps C channels)."""
+    from clstm_jax.experiments import sweep_models
+    from clstm_jax.stacking import model_constants
+    from conftest import micro
+
+    config = micro("model.stream_width=full")
+    specs = sweep_models(config)
+    masks = model_constants(config, specs).masks
+    live = {spec.fusion: live_count(jax.tree.map(lambda m: m[i], masks)) for i, spec in enumerate(specs)}
+    half = dataclasses.replace(config.model, stream_width="half")
+    assert live["initial"] == total_count(jax.eval_shape(lambda: init(jax.random.key(0), half)))
+    assert live["initial"] < live["second"] < live["fc"] < total_count(jax.eval_shape(lambda: init(jax.random.key(0), config.model)))
 
 
 def test_vmapped_stack_of_models_equals_each_model_alone():
@@ -263,3 +339,5 @@ def test_bad_shapes_and_options_are_named(params):
         ModelConfig(conv="fft")
     with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):
         make_masks(params, 4, "late")
+    with pytest.raises(ValueError, match=r"model.visual_channels = 3 with model.stream_width = 'full'; expected no"):
+        ModelConfig(visual_channels=3, stream_width="full")
