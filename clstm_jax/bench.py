@@ -11,9 +11,12 @@ import time
 from functools import partial
 
 import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
+from clstm_jax.multi_model import MODEL_AXIS, shard_state
 from clstm_jax.stacking import build_models, initial_state
 from clstm_jax.sweep import sweep_step
 
@@ -23,10 +26,17 @@ def bench_specs(n_models: int) -> list[ModelSpec]:
     return [ModelSpec("initial", "both", 0.5, 0.25, seed) for seed in range(n_models)]
 
 
+def first_device() -> Mesh:
+    """The one-device mesh every bench program runs on."""
+    return Mesh(np.array(jax.devices()[:1]), (MODEL_AXIS,))
+
+
 def new_program(config: Config, specs: list[ModelSpec]) -> list:
-    """[initial sweep state, per-model constants] of these models."""
+    """[initial sweep state, per-model constants] of these models, placed on the first device as a sweep on
+    one device places them: the bench then compiles the sweep's own program (and shares its compilation cache)."""
+    mesh = first_device()
     params, models = build_models(config, specs)
-    return [initial_state(config, params), models]
+    return [shard_state(initial_state(config, params), mesh), jax.device_put(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))]
 
 
 def compile_step(config: Config, program: list, train):
@@ -63,5 +73,5 @@ def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> 
 def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None) -> list[dict]:
     """One row per (model count, mode); memory is XLA's argument + temporary bytes of one program."""
     split = load_checked_data(config, data_dir).splits["train"]
-    train = split_arrays(split, feature_stats(config, split))
+    train = jax.device_put(split_arrays(split, feature_stats(config, split)), NamedSharding(first_device(), PartitionSpec()))
     return [measure(config, n, vmapped, steps, train) for n in model_counts for vmapped in (True, False)]
