@@ -211,8 +211,7 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
     # sweep on this process's one device: every entry of every model, from a checkpoint both processes
     # wrote; only process 0 prints and logs.
     grid = ["train.length=2", "train.length_unit=batches", "sweep.experiment=", "sweep.audio_snr=[2, 1]", "sweep.visual_snr=[1, 0.5]"]
-    one = run_sweep(micro(*grid, experiment="snr_grid.toml"), tmp_path / "one", data_dir, progress=False)
-    assert len(one["params"]["layer1"]["hidden_kernel"].sharding.device_set) == 1
+    reference = micro(*grid, experiment="snr_grid.toml")  # run here while the two processes start
     grid += ["train.model_chunk=1"]  # models loop within each device (lax.map); the same numbers
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,8 +224,15 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
             processes.append(subprocess.Popen(
                 [*command, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
                 env=device_env(2), stdout=f, stderr=subprocess.STDOUT))
-    for process in processes:
-        process.wait(timeout=300)
+    try:
+        one = run_sweep(reference, tmp_path / "one", data_dir, progress=False)
+        for process in processes:
+            process.wait(timeout=300)
+    finally:  # a failure here leaves no process behind
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert len(one["params"]["layer1"]["hidden_kernel"].sharding.device_set) == 1
     outputs = [log.read_text() for log in logs]
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "4 models on 4 device(s) in 2 process(es)" in outputs[0] and "done: step 2" in outputs[0]
