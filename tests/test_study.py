@@ -170,11 +170,13 @@ def test_report_out_writes_elsewhere_the_same_figures(study_run, data_dir, tmp_p
         assert (tmp_path / "figures" / name).read_text() == (run_dir / "report" / name).read_text(), name
 
 
-def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir):
+def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir, monkeypatch):
     run_dir, config = study_run
     npz = run_dir / "eval" / "accuracy.npz"
     before = npz.stat().st_mtime_ns
     lines = []
+    # The figures are the fixture's and `report --out`'s to test; redrawing them here would cost 20 s.
+    monkeypatch.setattr("clstm_jax.study.draw_report", lambda *args, **kwargs: [])
     run_study(config, run_dir, str(data_dir), progress=False, log=lines.append)
     assert npz.stat().st_mtime_ns == before
     assert any("not redone" in line for line in lines)
