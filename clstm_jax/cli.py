@@ -93,9 +93,10 @@ def model_summary(args: argparse.Namespace) -> int:
     summary, rows = {}, []
     for prefix, (family, c) in families.items():
         shapes = jax.eval_shape(lambda key: init(key, c), jax.random.key(0))
-        for name, counts in parameter_summary(shapes, c.visual_group, c.fused_channels).items():
+        for name, counts in parameter_summary(shapes, c).items():
+            fusion, modalities = VARIANTS[name]
             summary[prefix + name] = counts
-            rows.append((prefix + name, f"{family}, {VARIANTS[name]}".replace("'", "")))
+            rows.append((prefix + name, f"{family}, ({fusion}, {modalities})"))
     for name, counts in streams.parameter_summary(cfg).items():
         summary[name] = counts
         rows.append((name, f"A.2 streams, ({name.removeprefix('a2-')}, both)"))

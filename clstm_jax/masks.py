@@ -113,6 +113,11 @@ def make_masks(params: dict, visual_channels: int, fusion: str = "initial", moda
     return Masks(tree, jnp.float32(use_image), jnp.float32(use_audio))
 
 
+def variant_masks(params: dict, cfg, fusion: str = "initial", modalities: str = "both") -> Masks:
+    """make_masks with the groups and the fused width of the model `cfg` (a ModelConfig) describes."""
+    return make_masks(params, cfg.visual_group, fusion, modalities, cfg.fused_channels)
+
+
 def live_count(masks: Masks) -> int:
     """Parameters that can carry a signal and learn: the nonzero mask entries (unimodal variants also mask the weights of the zeroed input)."""
     return int(sum(int(np.count_nonzero(np.asarray(m))) for m in jax.tree.leaves(masks.params)))
@@ -132,10 +137,10 @@ VARIANTS = {
 }
 
 
-def parameter_summary(params: dict, visual_channels: int, fused_channels: int | None = None) -> dict[str, dict[str, int]]:
-    """{variant name: {"total": N, "live": N}} for parameters shaped like `params` (make_masks' arguments)."""
+def parameter_summary(params: dict, cfg) -> dict[str, dict[str, int]]:
+    """{variant name: {"total": N, "live": N}} for parameters shaped like `params` of the model `cfg` describes."""
     total = total_count(params)
     return {
-        name: {"total": total, "live": live_count(make_masks(params, visual_channels, fusion, modalities, fused_channels))}
+        name: {"total": total, "live": live_count(variant_masks(params, cfg, fusion, modalities))}
         for name, (fusion, modalities) in VARIANTS.items()
     }

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.keys import INIT, NOISE, purpose_key
-from clstm_jax.masks import make_masks
+from clstm_jax.masks import variant_masks
 from clstm_jax.model import init
 from clstm_jax.train import make_optimizer
 
@@ -36,9 +36,8 @@ init_models = jax.jit(jax.vmap(init, in_axes=(0, None)), static_argnums=1)
 
 def model_constants(config: Config, specs: list[ModelSpec]) -> Models:
     """The per-model constants (masks, SNRs, noise keys), stacked on the model axis."""
-    shapes = jax.eval_shape(lambda key: init(key, config.model), jax.random.key(0))  # make_masks reads shapes only
-    cfg = config.model
-    masks = [make_masks(shapes, cfg.visual_group, spec.fusion, spec.modalities, cfg.fused_channels) for spec in specs]
+    shapes = jax.eval_shape(lambda key: init(key, config.model), jax.random.key(0))  # masks read shapes only
+    masks = [variant_masks(shapes, config.model, spec.fusion, spec.modalities) for spec in specs]
     seeds = jnp.array([spec.seed for spec in specs])
     return Models(
         jax.tree.map(lambda *m: jnp.stack(m), *masks),

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clstm_jax.masks import FUSIONS, make_masks, live_count, total_count
+from clstm_jax.masks import FUSIONS, make_masks, live_count, total_count, variant_masks
 from clstm_jax.model import ModelConfig, apply, init, run
 from clstm_jax.train import loss_fn
 
@@ -92,7 +92,7 @@ def params():
 def test_scanned_forward_equals_numpy_loop(params, fusion, width):
     cfg = CFG if width == "half" else FULL
     params = params if width == "half" else init(jax.random.key(5), FULL)
-    masks = make_masks(params, cfg.visual_group, fusion, fused_channels=cfg.fused_channels)
+    masks = variant_masks(params, cfg, fusion)
     image, spectrogram = inputs()
     logits, states = run(params, masks, image, spectrogram, cfg, keep_states=True)
     ref_logits, ref_h1, ref_h2 = reference_forward(params, masks, image, spectrogram, cfg.width)
@@ -184,7 +184,7 @@ FULL = ModelConfig(channels=8, frames=5, bins=11, dense=16, conv="shifted", stre
 
 
 def full_states(params, fusion, image, spectrogram, modalities="both"):
-    masks = make_masks(params, FULL.visual_group, fusion, modalities, FULL.fused_channels)
+    masks = variant_masks(params, FULL, fusion, modalities)
     logits, states = jax.jit(run, static_argnums=(4, 5))(params, masks, image, spectrogram, FULL, True)
     return np.asarray(logits), {k: np.asarray(v) for k, v in states.items()}
 
