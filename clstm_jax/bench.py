@@ -21,9 +21,11 @@ from clstm_jax.stacking import build_models, initial_state
 from clstm_jax.sweep import sweep_step
 
 
-def bench_specs(n_models: int) -> list[ModelSpec]:
-    """n models of the fusion comparison's main point that differ only in seed."""
-    return [ModelSpec("initial", "both", 0.5, 0.25, seed) for seed in range(n_models)]
+def bench_specs(n_models: int, family: str = "masked") -> list[ModelSpec]:
+    """n models of the fusion comparison's main point that differ only in seed: initial fusion, or in
+    another family (whose initial fusion is the masked model) second fusion."""
+    fusion = "initial" if family == "masked" else "second"
+    return [ModelSpec(fusion, "both", 0.5, 0.25, seed, family) for seed in range(n_models)]
 
 
 def first_device() -> Mesh:
@@ -44,9 +46,9 @@ def compile_step(config: Config, program: list, train):
     return jax.jit(partial(sweep_step, config=config), donate_argnums=0).lower(program[0], train, program[1]).compile()
 
 
-def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> dict:
+def measure(config: Config, n_models: int, vmapped: bool, steps: int, train, family: str = "masked") -> dict:
     """Throughput of n_models trained for `steps` steps, in one program or one program per model."""
-    specs = bench_specs(n_models)
+    specs = bench_specs(n_models, family)
     programs = [new_program(config, group) for group in ([specs] if vmapped else [[spec] for spec in specs])]
     compiled = compile_step(config, programs[0], train)
     memory = compiled.memory_analysis()
@@ -70,8 +72,10 @@ def measure(config: Config, n_models: int, vmapped: bool, steps: int, train) -> 
     }
 
 
-def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None) -> list[dict]:
-    """One row per (model count, mode); memory is XLA's argument + temporary bytes of one program."""
+def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None,
+              family: str = "masked") -> list[dict]:
+    """One row per (model count, mode); memory is XLA's argument + temporary bytes of one program.
+    family: the models' (bench_specs)."""
     split = load_checked_data(config, data_dir).splits["train"]
     train = jax.device_put(split_arrays(split, feature_stats(config, split)), NamedSharding(first_device(), PartitionSpec()))
-    return [measure(config, n, vmapped, steps, train) for n in model_counts for vmapped in (True, False)]
+    return [measure(config, n, vmapped, steps, train, family) for n in model_counts for vmapped in (True, False)]

@@ -62,4 +62,9 @@ def restore_latest(mngr: ocp.CheckpointManager, like: dict) -> dict | None:
     if step is None:
         return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    stored = mngr.item_metadata(step)  # the saved tree's structure (None where orbax cannot read it)
+    if stored is not None and "params" in stored and set(abstract) == {"step", "masked"}:
+        # Written before the family groups (clstm_jax/families.py): one masked stack, not keyed by group.
+        flat = mngr.restore(step, args=ocp.args.StandardRestore({**abstract["masked"], "step": abstract["step"]}))
+        return {"step": flat.pop("step"), "masked": flat}
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))

@@ -21,7 +21,7 @@ MatmulPrecision = Literal["default", "high", "highest"]
 LengthUnit = Literal["examples", "batches"]
 Fusion = Literal["initial", "second", "fc"]
 Modality = Literal["both", "visual", "audio"]
-StreamWidth = Literal["half", "full"]
+Family = Literal["masked", "matched", "a2"]  # clstm_jax/families.py
 Auto = Literal["auto"]  # a size chosen to fit the memory budget (clstm_jax/memory.py)
 
 

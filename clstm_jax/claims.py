@@ -98,7 +98,7 @@ def modality_check(study: Study) -> Evidence:
     if use is None:
         return Evidence("modality use was not measured", "precondition", f"{UNUSED}: modality use not measured",
                         float("nan"), "", float("nan"))
-    models = study.groups[("initial", "both", *FUSION_POINT)]
+    models = study.models("initial", "both", *FUSION_POINT)
     matched = np.stack([use.of(m, "training", "matched") for m in models])
     parts, unused, ses = [f"initial fusion at its training point: {100 * matched.mean():.1f}%"], [], []
     for modality in ("audio", "image"):

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from clstm_jax.choices import Family, choices
 from clstm_jax.config import ConfigError
 from clstm_jax.data import DataError
 from clstm_jax.output import OutputError, check_writable
@@ -76,8 +77,6 @@ def data_fetch(args: argparse.Namespace) -> int:
 
 
 def model_summary(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import jax
 
     from clstm_jax import streams
@@ -88,25 +87,24 @@ def model_summary(args: argparse.Namespace) -> int:
         cfg = ModelConfig(channels=args.channels, visual_channels=args.visual_channels, bins=args.bins, dense=args.dense)
     except ValueError as err:  # the widths asked for
         raise ConfigError(str(err)) from None
-    full = dataclasses.replace(cfg, visual_channels=None, stream_width="full")
-    families = {"": ("masked", cfg), "full-": ("masked, full width", full)}
     summary, rows = {}, []
-    for prefix, (family, c) in families.items():
-        shapes = jax.eval_shape(lambda key: init(key, c), jax.random.key(0))
-        for name, counts in parameter_summary(shapes, c).items():
+    for prefix, family, width in (("", "masked", cfg.channels), ("matched-", "matched", 2 * cfg.channels)):
+        shapes = jax.eval_shape(lambda key: init(key, cfg, width), jax.random.key(0))
+        for name, counts in parameter_summary(shapes, cfg, matched=family == "matched").items():
             fusion, modalities = VARIANTS[name]
-            summary[prefix + name] = counts
-            rows.append((prefix + name, f"{family}, ({fusion}, {modalities})"))
+            if family == "masked" or fusion != "initial":  # initial fusion is one network in every family
+                summary[prefix + name] = counts
+                rows.append((prefix + name, f"{family}, ({fusion}, {modalities})"))
     for name, counts in streams.parameter_summary(cfg).items():
         summary[name] = counts
-        rows.append((name, f"A.2 streams, ({name.removeprefix('a2-')}, both)"))
+        rows.append((name, f"a2, ({name.removeprefix('a2-')}, both)"))
     if args.json:
         print(json.dumps(summary))
         return 0
     print(f"C = {cfg.channels}, {cfg.bins} bins, dense {cfg.dense}. Channels of each modality below the fusion layer: "
           f"masked {cfg.visual_group} visual and {cfg.channels - cfg.visual_group} audio of one layer's {cfg.channels}; "
-          f"masked, full width {cfg.channels} each (layers of {full.width}, {cfg.channels} live from the fusion layer "
-          f"on); A.2 streams {cfg.channels} each")
+          f"matched {cfg.channels} each (layers of {2 * cfg.channels}, {cfg.channels} live from the fusion layer "
+          f"on); a2 (A.2 streams) {cfg.channels} each")
     print(f"{'variant':<18}{'family, (fusion, inputs)':<40}{'total':>12}{'live':>12}{'live %':>8}")
     for name, family in rows:
         counts = summary[name]
@@ -121,14 +119,16 @@ def sweep(args: argparse.Namespace) -> int:
     import jax
 
     from clstm_jax import distributed
+    from clstm_jax.families import group_counts
     from clstm_jax.multi_model import model_mesh
     from clstm_jax.sweep import run_sweep
 
     config = load_config(args.config, args.set)
     check_writable(args.out)
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    n_models = len(sweep_models(config))
-    devices = len(model_mesh(n_models).devices)
+    specs = sweep_models(config)
+    n_models = len(specs)
+    devices = len(model_mesh(*group_counts(specs)).devices)
     say = print if distributed.is_primary() else (lambda *_: None)
     say(f"{n_models} models on {devices} device(s) in {jax.process_count()} process(es), "
         f"{config.train.steps} steps of {config.train.batch_size} pairs -> {args.out}")
@@ -233,7 +233,7 @@ def bench(args: argparse.Namespace) -> int:
     from clstm_jax.config import load_config
 
     config = load_config(args.config, [f"preset={args.preset}", *args.set])
-    rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir)
+    rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir, family=args.family)
     if args.json:
         print(json.dumps({"preset": args.preset, "backend": jax.default_backend(), "rows": rows}))
         return 0
@@ -333,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--config", default="sweeps/snr_grid.toml", help="experiment file whose folder holds the presets")
     speed.add_argument("--models", type=int, nargs="+", default=[1, 4, 16], help="model counts (default: 1 4 16)")
     speed.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step (default: 3)")
+    speed.add_argument("--family", choices=choices(Family), default="masked",
+                       help="the models' family: masked (initial fusion), matched or a2 (second fusion); default masked")
     speed.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     speed.add_argument("--data-dir", help=data_dir_help)
     speed.add_argument("--json", action="store_true", help="print one JSON object")

@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clstm_jax.choices import Auto, Fusion, LengthUnit, Modality, check_choice, check_fields, choices
+from clstm_jax.choices import Auto, Family, Fusion, LengthUnit, Modality, check_choice, check_fields, choices
 from clstm_jax.data.features import ORIG, FeatureConfig
 from clstm_jax.model import ModelConfig
 
@@ -66,6 +66,10 @@ class SweepConfig:
     """The models of a sweep: a named experiment of `clstm_jax.experiments`, or the product of the grid axes."""
 
     experiment: str = ""  # fusion, appendix_fusion, snr_grid, unimodal_visual, unimodal_audio, study; "" = the axes below
+    # model families: masked (one C-LSTM, C/2 channels per modality below the fusion layer), matched (C each:
+    # width-matched), a2 (the paper's A.2 stream networks); also applies to an experiment's late-fusion models.
+    # Initial fusion is one network in every family, trained once (clstm_jax/families.py)
+    family: tuple[Family, ...] = ("masked",)
     fusion: tuple[Fusion, ...] = ("initial",)  # fusion depths: initial, second, fc
     modalities: tuple[Modality, ...] = ("both",)  # both, visual, audio (unimodal zero the other input)
     audio_snr: tuple[float | str, ...] = (0.5,)  # training audio SNRs (linear power ratios, or "orig")
@@ -305,7 +309,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.model_chunk = {train.model_chunk}: expected 0 (all models at once), a positive integer or 'auto'")
     if config.data.pad_length < 0:
         raise ConfigError(f"data.pad_length = {config.data.pad_length}: expected 0 (the longest recording) or a length")
-    for axis in ("fusion", "modalities"):
+    for axis in ("family", "fusion", "modalities"):
         if not getattr(sweep, axis):
             allowed = choices(typing.get_type_hints(SweepConfig)[axis])
             raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of {', '.join(allowed)}")
@@ -325,6 +329,9 @@ def validate(config: Config) -> None:
             if getattr(sweep, axis) != getattr(SweepConfig(), axis):
                 raise ConfigError(f"sweep.{axis} is set, but sweep.experiment = {sweep.experiment!r} fixes the models; "
                                   "set sweep.experiment = '' to sweep the axes instead")
+    if "matched" in sweep.family and config.model.visual_channels is not None:
+        raise ConfigError(f"model.visual_channels = {config.model.visual_channels} with sweep.family 'matched': expected "
+                          "no visual_channels (the width-matched family gives each modality all C channels)")
     if not 0 <= config.study.margin < 100:
         raise ConfigError(f"study.margin = {config.study.margin!r}: expected accuracy points, 0 <= margin < 100")
     for key, seeds in (("sweep.seeds", sweep.seeds), ("study.seeds", config.study.seeds)):
@@ -352,17 +359,29 @@ def snr_value(key: str, value: float | str) -> float:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a sweep: a point of the grid."""
+    """One model of a sweep: a point of the grid.
+
+    family: masked, matched or a2 (clstm_jax/families.py). Initial fusion is one network in every family,
+    so a spec of initial fusion is always made the masked family's: equal models compare (and deduplicate)
+    equal.
+    """
 
     fusion: str
     modalities: str
     audio_snr: float  # inf = orig
     visual_snr: float
     seed: int
+    family: str = "masked"
+
+    def __post_init__(self):
+        check_choice("family", self.family, Family)
+        if self.fusion == "initial":
+            object.__setattr__(self, "family", "masked")
 
     @property
     def name(self) -> str:
-        return (f"fusion={self.fusion},modalities={self.modalities},a={snr_label(self.audio_snr)},"
+        family = "" if self.family == "masked" else f"family={self.family},"  # masked models keep their names
+        return (f"{family}fusion={self.fusion},modalities={self.modalities},a={snr_label(self.audio_snr)},"
                 f"v={snr_label(self.visual_snr)},seed={self.seed}")
 
 
@@ -372,10 +391,11 @@ def snr_label(value: float) -> str:
 
 
 def expand(sweep: SweepConfig) -> list[ModelSpec]:
-    """The product of the grid axes, in a fixed order (fusion, modalities, audio, visual, seed)."""
-    return [
-        ModelSpec(fusion, modalities, snr_value("sweep.audio_snr", a), snr_value("sweep.visual_snr", v), seed)
-        for fusion, modalities, a, v, seed in itertools.product(
-            sweep.fusion, sweep.modalities, sweep.audio_snr, sweep.visual_snr, sweep.seeds
+    """The product of the grid axes, in a fixed order (family, fusion, modalities, audio, visual, seed),
+    each model once (initial fusion is the same model in every family)."""
+    return list(dict.fromkeys(
+        ModelSpec(fusion, modalities, snr_value("sweep.audio_snr", a), snr_value("sweep.visual_snr", v), seed, family)
+        for family, fusion, modalities, a, v, seed in itertools.product(
+            sweep.family, sweep.fusion, sweep.modalities, sweep.audio_snr, sweep.visual_snr, sweep.seeds
         )
-    ]
+    ))

@@ -28,7 +28,8 @@ from clstm_jax import memory
 from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_value
 from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
-from clstm_jax.model import ModelConfig, apply
+from clstm_jax.families import apply, concat, sizes
+from clstm_jax.model import ModelConfig
 from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
 from clstm_jax.device_data import load_checked_data, split_arrays, SplitArrays
@@ -171,12 +172,13 @@ def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Arr
                   features: FeatureConfig, model: ModelConfig, model_chunk: int = 0, groups: int = 1) -> jax.Array:
     """Whether each model gets each item right: bool (models, items). items: image, audio, example, label, a, v.
 
-    The inputs are made once and shared by every model; model_chunk, groups: see multi_model.over_models.
+    params, masks: keyed by family group (Run). The inputs are made once and shared by every model;
+    model_chunk, groups: see multi_model.over_models.
     """
     image_idx, audio_idx, example_ids, labels, audio_snr, visual_snr = items
     images, spectrograms = item_inputs(root, split, image_idx, audio_idx, example_ids, audio_snr, visual_snr, features)
     right = lambda params, masks: jnp.argmax(apply(params, masks, images, spectrograms, model)[:, -1], axis=-1) == labels
-    return over_models(right, (params, masks), model_chunk, groups)
+    return concat({group: over_models(right, (params[group], masks[group]), model_chunk, groups) for group in params})
 
 
 def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir: str | None = None,
@@ -197,9 +199,9 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     snrs = np.array([snr_value("evaluate.snrs", s) for s in cfg.snrs], np.float32)
     n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
 
-    mesh = model_mesh(M)
+    mesh = model_mesh(*sizes(run.params).values())
     per_model = NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
-    params, masks = jax.device_put((run.params, run.models.masks), per_model)
+    params, masks = jax.device_put((run.params, {group: m.masks for group, m in run.models.items()}), per_model)
     test = jax.device_put(test, NamedSharding(mesh, PartitionSpec()))
     root = purpose_key(cfg.seed, TEST_NOISE)
     total = A * V * n
@@ -212,7 +214,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     program = lambda model_chunk: jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
                                                   model_chunk=model_chunk, groups=len(mesh.devices)))
     model_chunk, batch, step = memory.fit_evaluation(
-        run.config, M // len(mesh.devices), total,
+        run.config, max(sizes(run.params).values()) // len(mesh.devices), total,
         lambda chunk, b: program(chunk).lower(params, masks, test, items_at(0, b), root).compile(),
         log=print if progress else lambda _: None)
     step = step or program(model_chunk)  # "auto" compiled it already

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from clstm_jax.config import Config, ModelSpec, expand
 from clstm_jax.data.features import ORIG
+from clstm_jax.families import ordered
 from clstm_jax.masks import FUSIONS
 
 LATE = ("second", "fc")
@@ -25,8 +26,11 @@ def unimodal_pair(modalities: str, snr: float) -> tuple[float, float]:
     return (ORIG, snr) if modalities == "visual" else (snr, ORIG)
 
 
-def fusion_models(points, seeds) -> list[ModelSpec]:
-    return [ModelSpec(f, "both", a, v, s) for a, v in points for f in FUSIONS for s in seeds]
+def fusion_models(points, seeds, families=("masked",)) -> list[ModelSpec]:
+    """The fusion comparison at each point: every fusion depth x seed, once per family (initial fusion,
+    one network in every family, once)."""
+    return list(dict.fromkeys(ModelSpec(f, "both", a, v, s, family) for family in families for a, v in points
+                              for f in FUSIONS for s in seeds))
 
 
 def grid_models(seed: int) -> list[ModelSpec]:
@@ -38,18 +42,19 @@ def unimodal_models(modalities: str, seed: int) -> list[ModelSpec]:
 
 
 def study_models(config: Config) -> list[ModelSpec]:
-    """Every experiment, deduplicated, in a fixed order: the fusion comparison with `study.seeds` seeds;
-    the appendix pairs, the grid and the unimodal models with the first seed."""
+    """Every experiment, deduplicated, in a fixed order: the fusion comparison with `study.seeds` seeds, in
+    each of `sweep.family`'s families; the appendix pairs (masked), the grid and the unimodal models with the
+    first seed."""
     seeds = config.study.seeds
-    specs = fusion_models([FUSION_POINT], seeds) + fusion_models(APPENDIX.values(), seeds[:1]) + grid_models(seeds[0])
+    specs = fusion_models([FUSION_POINT], seeds, config.sweep.family) + fusion_models(APPENDIX.values(), seeds[:1]) + grid_models(seeds[0])
     specs += unimodal_models("visual", seeds[0]) + unimodal_models("audio", seeds[0])
     return list(dict.fromkeys(specs))
 
 
 # name -> the models of that experiment; `sweep.seeds` gives their seeds (the study uses `study.seeds`)
 EXPERIMENTS = {
-    "fusion": lambda c: fusion_models([FUSION_POINT], c.sweep.seeds),
-    "appendix_fusion": lambda c: fusion_models(APPENDIX.values(), c.sweep.seeds),
+    "fusion": lambda c: fusion_models([FUSION_POINT], c.sweep.seeds, c.sweep.family),
+    "appendix_fusion": lambda c: fusion_models(APPENDIX.values(), c.sweep.seeds, c.sweep.family),
     "snr_grid": lambda c: [m for s in c.sweep.seeds for m in grid_models(s)],
     "unimodal_visual": lambda c: [m for s in c.sweep.seeds for m in unimodal_models("visual", s)],
     "unimodal_audio": lambda c: [m for s in c.sweep.seeds for m in unimodal_models("audio", s)],
@@ -58,6 +63,7 @@ EXPERIMENTS = {
 
 
 def sweep_models(config: Config) -> list[ModelSpec]:
-    """The models of a sweep: the named experiment's, else the product of the sweep axes."""
+    """The models of a sweep: the named experiment's, else the product of the sweep axes; ordered by family
+    group (clstm_jax/families.py), which keeps a one-family sweep's own order."""
     name = config.sweep.experiment
-    return EXPERIMENTS[name](config) if name else expand(config.sweep)
+    return ordered(EXPERIMENTS[name](config) if name else expand(config.sweep))

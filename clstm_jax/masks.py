@@ -7,8 +7,8 @@ gradient; from the fusion layer on all weights are live. Every variant has
 the same parameter shapes, so models of different fusion depth stack and
 vmap together.
 
-Full-width streams (`model.stream_width = "full"`) give each modality's group
-C channels below the fusion layer, as the paper's A.2 networks do: the layers
+The width-matched family (`sweep.family = "matched"`, clstm_jax/families.py) gives
+each modality's group C channels below the fusion layer, as the paper's A.2 networks do: the layers
 are 2C wide, and a layer at or above the fusion layer uses its first C
 channels, the others masked out entirely. Late and initial fusion then differ
 in where the modalities meet, not in how many channels each gets.
@@ -66,7 +66,7 @@ def make_masks(params: dict, visual_channels: int, fusion: str = "initial", moda
     a layer at or above the fusion layer; None = all. A channel that is not
     live has every weight into and out of it masked and a zero bias, so its
     state stays exactly zero (sigmoid(0) * 0 + sigmoid(0) * tanh(0) = 0).
-    Full-width streams (ModelConfig.stream_width) are 2C wide with
+    The width-matched family's parameters are 2C wide with
     visual_channels = fused_channels = C.
     """
     check_variant(fusion, modalities)
@@ -113,9 +113,13 @@ def make_masks(params: dict, visual_channels: int, fusion: str = "initial", moda
     return Masks(tree, jnp.float32(use_image), jnp.float32(use_audio))
 
 
-def variant_masks(params: dict, cfg, fusion: str = "initial", modalities: str = "both") -> Masks:
-    """make_masks with the groups and the fused width of the model `cfg` (a ModelConfig) describes."""
-    return make_masks(params, cfg.visual_group, fusion, modalities, cfg.fused_channels)
+def variant_masks(params: dict, cfg, fusion: str = "initial", modalities: str = "both", matched: bool = False) -> Masks:
+    """make_masks with the groups and the fused width of a masked C-LSTM of `cfg` (a ModelConfig):
+    the masked family's (cfg.visual_group visual channels, all fused), or with `matched` the width-matched
+    family's (2C-wide parameters: C per modality below the fusion layer, C fused)."""
+    if matched:
+        return make_masks(params, cfg.channels, fusion, modalities, cfg.channels)
+    return make_masks(params, cfg.visual_group, fusion, modalities)
 
 
 def live_count(masks: Masks) -> int:
@@ -137,10 +141,10 @@ VARIANTS = {
 }
 
 
-def parameter_summary(params: dict, cfg) -> dict[str, dict[str, int]]:
-    """{variant name: {"total": N, "live": N}} for parameters shaped like `params` of the model `cfg` describes."""
+def parameter_summary(params: dict, cfg, matched: bool = False) -> dict[str, dict[str, int]]:
+    """{variant name: {"total": N, "live": N}} for parameters shaped like `params` (see variant_masks)."""
     total = total_count(params)
     return {
-        name: {"total": total, "live": live_count(variant_masks(params, cfg, fusion, modalities))}
+        name: {"total": total, "live": live_count(variant_masks(params, cfg, fusion, modalities, matched))}
         for name, (fusion, modalities) in VARIANTS.items()
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -31,7 +32,7 @@ from clstm_jax import memory
 from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
-from clstm_jax.model import apply
+from clstm_jax.families import apply, concat, sizes, split
 from clstm_jax.run import Run
 from clstm_jax.multi_model import over_models
 
@@ -109,9 +110,16 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
     `evaluate.batch` examples per call ("auto" sizes fitted as for the evaluation, clstm_jax/memory.py).
     """
     cfg = run.config
-    program = lambda model_chunk: jax.jit(lambda params, masks, images, spectrograms, labels: over_models(
-        lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels,
-        (params, masks, images, spectrograms), model_chunk))
+    counts = sizes(run.params)
+
+    def right_all(params, masks, images, spectrograms, labels, model_chunk):  # images, spectrograms: per model, in order
+        right = lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels
+        images, spectrograms = split(images, counts), split(spectrograms, counts)
+        return concat({group: over_models(right, (params[group], masks[group], images[group], spectrograms[group]),
+                                          model_chunk) for group in params})
+
+    masks = {group: m.masks for group, m in run.models.items()}
+    program = lambda model_chunk: jax.jit(partial(right_all, model_chunk=model_chunk))
     correct, right = [], None
     n = cfg.evaluate.point_examples
     with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,
@@ -124,8 +132,8 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
             swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
             if right is None:
                 example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
-                model_chunk, batch, right = memory.fit_evaluation(cfg, len(run.specs), n, lambda chunk, b: program(chunk).lower(
-                    run.params, run.models.masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
+                model_chunk, batch, right = memory.fit_evaluation(cfg, max(counts.values()), n, lambda chunk, b: program(chunk).lower(
+                    run.params, masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
                 right = right or program(model_chunk)  # "auto" compiled it already
                 batch = min(batch, n)
             row = []
@@ -135,7 +143,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
                 for start in range(0, n, batch):
                     stop = min(start + batch, n)
                     ids = np.arange(start, start + batch) % n  # the last call wraps round: one shape, one program
-                    result = right(run.params, run.models.masks, images[:, ids], spectrograms[:, ids], labels[ids])
+                    result = right(run.params, masks, images[:, ids], spectrograms[:, ids], labels[ids])
                     parts.append(np.asarray(result)[:, : stop - start])
                     bar.update(stop - start)
                     bar.set_postfix_str(f"{len(run.specs)} models per item")

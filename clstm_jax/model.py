@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from clstm_jax.choices import ComputeDtype, Conv, MatmulPrecision, StreamWidth, check_fields
+from clstm_jax.choices import ComputeDtype, Conv, MatmulPrecision, check_fields
 from clstm_jax.masks import Masks
 
 # What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
@@ -35,12 +35,7 @@ class ModelConfig:
     """Shapes and numerics of the C-LSTM."""
 
     channels: int = 64  # C: channels of each C-LSTM layer (paper: 64)
-    visual_channels: int | None = None  # channels of the visual group per layer; None = C // 2 (audio gets the rest)
-    # "half": below the fusion layer the two modalities' groups share a layer's C channels (visual_channels and
-    # the rest); "full": each modality's group has C channels below the fusion layer and a fused layer has C,
-    # as in the paper's A.2 networks: the parameters are 2C wide and the unused channels masked
-    # (docs/model.md, "Width-matched late fusion")
-    stream_width: StreamWidth = "half"
+    visual_channels: int | None = None  # channels of the visual group per layer in the masked family; None = C // 2 (audio gets the rest)
     frames: int = 90  # spectrogram frames = scan length (18,262 samples, hop 200 -> 90)
     bins: int = 201  # frequency bins per frame (400-point FFT -> 201)
     image_size: int = 28  # image height = width (MNIST: 28; must be divisible by 4)
@@ -64,43 +59,29 @@ class ModelConfig:
                 raise ValueError(f"model.{name} = {getattr(self, name)}; expected a positive integer")
         if self.image_size % 4:
             raise ValueError(f"model.image_size = {self.image_size}; expected a multiple of 4 (two 2x2 pools)")
-        if self.stream_width == "full" and self.visual_channels is not None:
-            raise ValueError(f"model.visual_channels = {self.visual_channels} with model.stream_width = 'full'; "
-                             "expected no visual_channels (each modality's group has all C channels)")
         if not 0 <= self.visual_group <= self.channels:
             raise ValueError(f"model.visual_channels = {self.visual_channels}; expected 0..{self.channels}")
 
     @property
-    def width(self) -> int:
-        """Channels of each layer's parameters: C, or 2C with stream_width = "full"."""
-        return 2 * self.channels if self.stream_width == "full" else self.channels
-
-    @property
     def visual_group(self) -> int:
-        """Channels of the visual group below the fusion layer (the first ones); the audio group has the rest."""
-        if self.stream_width == "full":
-            return self.channels
+        """Channels of the masked family's visual group below the fusion layer (the first ones); the audio group has the rest."""
         return self.channels // 2 if self.visual_channels is None else self.visual_channels
-
-    @property
-    def fused_channels(self) -> int | None:
-        """Channels live in a layer at or above the fusion layer (the first ones); None = all of them."""
-        return self.channels if self.stream_width == "full" else None
 
     def conv_path(self) -> str:
         """The convolution actually used: `conv`, with "auto" resolved for the default backend."""
         return AUTO_CONV.get(jax.default_backend(), "shifted") if self.conv == "auto" else self.conv
 
 
-def init(key: jax.Array, cfg: ModelConfig) -> dict:
+def init(key: jax.Array, cfg: ModelConfig, width: int | None = None) -> dict:
     """Parameters: a plain dict of arrays.
 
     Kernels use LeCun-normal initialisation (fan-in = 3x3xC_in for convolutions,
     bins for the audio projection); biases are zero except the forget gate's,
     which is `cfg.forget_bias`. Gate columns are ordered (i, f, g, o). Layers
-    have `cfg.width` channels (C, or 2C for full-width streams).
+    have `width` channels: default C; the width-matched family's are 2C (clstm_jax/families.py).
     """
-    C, G = cfg.width, 4 * cfg.width
+    C = width or cfg.channels
+    G = 4 * C
     pooled = (cfg.image_size // 4) ** 2 * C
     normal = jax.nn.initializers.lecun_normal()
     keys = iter(jax.random.split(key, 7))
@@ -195,7 +176,7 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
     """Forward pass; returns (logits (B, T, classes), states).
 
     image: (B, S, S) float; spectrogram: (B, T, bins) float. states is
-    {"h1": (B, T, S, S, W), "h2": (B, T, S/2, S/2, W)} when keep_states, else {} (W = cfg.width).
+    {"h1": (B, T, S, S, W), "h2": (B, T, S/2, S/2, W)} when keep_states, else {} (W: the parameters' width).
     """
     B, S = image.shape[0], cfg.image_size
     if image.shape[1:] != (S, S) or spectrogram.shape[2:] != (cfg.bins,) or spectrogram.shape[0] != B:
@@ -205,7 +186,7 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
         )
     conv = lambda x, kernel: conv3x3(x, kernel, cfg)
     p = masked(params, masks)
-    C = cfg.width
+    C = params["layer1"]["hidden_kernel"].shape[2]  # the layers' width
     image = image * masks.image
     spectrogram = spectrogram * masks.audio
     # Terms that do not change with h, computed once for every step.

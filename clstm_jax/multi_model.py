@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -28,9 +30,10 @@ def over_models(fn, per_model: tuple, chunk: int, groups: int = 1):
     return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
 
 
-def model_mesh(n_models: int) -> Mesh:
-    """A 1-D mesh over as many devices as divide the model count evenly (so no model is padded)."""
-    return Mesh(np.array(distributed.devices_per_process(n_models)), (MODEL_AXIS,))
+def model_mesh(*n_models: int) -> Mesh:
+    """A 1-D mesh over as many devices as divide every model count evenly (one count per family group of
+    the program: so no model is padded)."""
+    return Mesh(np.array(distributed.devices_per_process(math.gcd(*n_models))), (MODEL_AXIS,))
 
 
 def shard_state(state: dict, mesh: Mesh) -> dict:

@@ -35,6 +35,7 @@ from clstm_jax.modality_use import CONDITIONS, POINTS
 from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays, SplitArrays
 from clstm_jax.keys import purpose_key, TEST_NOISE
 from clstm_jax.multi_model import MODEL_AXIS, model_mesh, shard_state
+from clstm_jax.families import group_counts
 from clstm_jax.stacking import build_models, initial_state
 from clstm_jax.sweep import sweep_step
 
@@ -64,7 +65,7 @@ def cut(split: SplitArrays, pad_length: int) -> SplitArrays:
 def program(name: str, config: Config, specs: list[ModelSpec], data) -> tuple:
     """(jitted function, its arguments) of the "train step" or the "evaluation chunk", the arguments placed
     as the run places them."""
-    mesh = model_mesh(len(specs))
+    mesh = model_mesh(*group_counts(specs))
     per_model, replicated = NamedSharding(mesh, PartitionSpec(MODEL_AXIS)), NamedSharding(mesh, PartitionSpec())
     params, models = build_models(config, specs)
     stats = feature_stats(config, data.splits["train"])
@@ -80,7 +81,8 @@ def program(name: str, config: Config, specs: list[ModelSpec], data) -> tuple:
     items = (image_idx, audio_idx, np.arange(n), labels, snr, snr)
     chunk = jax.jit(partial(chunk_correct, features=config.features, model=config.model,
                             model_chunk=config.train.model_chunk, groups=groups))
-    return chunk, (jax.device_put(params, per_model), jax.device_put(models.masks, per_model), test, items,
+    masks = {group: m.masks for group, m in models.items()}
+    return chunk, (jax.device_put(params, per_model), jax.device_put(masks, per_model), test, items,
                    purpose_key(config.evaluate.seed, TEST_NOISE))
 
 
@@ -91,7 +93,7 @@ def compiled(name: str, config: Config, specs: list[ModelSpec], data):
 
 def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, Config]:
     """The config each program runs with: "auto" sizes resolved as the run resolves them (clstm_jax/memory.py)."""
-    per_device = len(specs) // len(model_mesh(len(specs)).devices)
+    per_device = max(group_counts(specs)) // len(model_mesh(*group_counts(specs)).devices)
     train, _ = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
     at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
                                                   evaluate=dataclasses.replace(config.evaluate, batch=batch))
@@ -142,7 +144,7 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
         row = {
             "models": len(specs), **counts[name],
             "flops_per_call": unrolled[name],
-            "devices": len(model_mesh(len(specs)).devices),
+            "devices": len(model_mesh(*group_counts(specs)).devices),
             "argument_bytes": analysis.argument_size_in_bytes, "output_bytes": analysis.output_size_in_bytes,
             "temp_bytes": analysis.temp_size_in_bytes,
             "model_chunk": program_config.train.model_chunk, "remat": program_config.model.remat,

@@ -39,20 +39,25 @@ class Study:
         self.specs = specs
         self.audio_swap = audio_swap
         self.modality_use = modality_use  # clstm_jax.modality_use.ModalityUse of the same models, or None
-        self.groups: dict[tuple, list[int]] = defaultdict(list)
+        self.groups: dict[tuple, list[int]] = defaultdict(list)  # (fusion, modalities, a, v, family) -> seeds' models
         for i, spec in enumerate(specs):
-            self.groups[(spec.fusion, spec.modalities, spec.audio_snr, spec.visual_snr)].append(i)
+            self.groups[(spec.fusion, spec.modalities, spec.audio_snr, spec.visual_snr, spec.family)].append(i)
 
-    def has(self, fusion: str, modalities: str, a: float, v: float) -> bool:
-        return (fusion, modalities, a, v) in self.groups
+    def models(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> list[int]:
+        """The models (indices, seeds in training order) of one configuration; [] when there is none.
+        Initial fusion is the masked family's in every family (clstm_jax/families.py)."""
+        return self.groups.get((fusion, modalities, a, v, "masked" if fusion == "initial" else family), [])
 
-    def correct(self, fusion: str, modalities: str, a: float, v: float) -> np.ndarray:
+    def has(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> bool:
+        return bool(self.models(fusion, modalities, a, v, family))
+
+    def correct(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> np.ndarray:
         """bool (seeds, audio SNRs, visual SNRs, examples), seeds in training order."""
-        return self.evaluation.correct[self.groups[(fusion, modalities, a, v)]]
+        return self.evaluation.correct[self.models(fusion, modalities, a, v, family)]
 
-    def accuracy(self, fusion: str, modalities: str, a: float, v: float) -> np.ndarray:
+    def accuracy(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> np.ndarray:
         """Mean accuracy over seeds (audio SNRs, visual SNRs)."""
-        return self.correct(fusion, modalities, a, v).mean(axis=(0, 3))
+        return self.correct(fusion, modalities, a, v, family).mean(axis=(0, 3))
 
     @property
     def labels(self) -> list[str]:
@@ -109,7 +114,7 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
     result = study.fusion_comparison(a, v)
     labels = study.labels
     train = study.grid_index(a, v) if a in study.evaluation.audio_snrs and v in study.evaluation.visual_snrs else None
-    seeds = len(study.groups[("initial", "both", a, v)])
+    seeds = len(study.models("initial", "both", a, v))
     fig, axes = plt.subplots(2, 3, figsize=(12.5, 8.4), layout="constrained")
     for k, (ax, fusion) in enumerate(zip(axes[0], ("initial", *LATE))):
         image = heatmap(ax, result["accuracy"][fusion], labels, 0, 1, "viridis", train, ylabel=k == 0)
@@ -271,7 +276,7 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path |
         lines.append("modality_use: every model with one input of another digit, or zeroed")
     else:
         lines.append("modality_use: skipped (not measured: `clstm-jax study` measures it)")
-    main = study.groups.get(("initial", "both", *FUSION_POINT), [0])
+    main = study.models("initial", "both", *FUSION_POINT) or [0]
     name = run.names[main[0]]
     probs, labels = step_probabilities(run, run.model(name), [0], data_dir)
     write_inspection(probs[:, 0], int(labels[0]), name, 0, out / "fig7")

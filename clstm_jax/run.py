@@ -11,12 +11,12 @@ import jax
 from clstm_jax import checkpoint
 from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
+from clstm_jax.families import apply, by_group, group_of
 from clstm_jax.masks import Masks
-from clstm_jax.model import apply
 from clstm_jax.run_dir import RunFiles
-from clstm_jax.stacking import init_params, initial_state, model_constants, Models
+from clstm_jax.stacking import group_states, init_params, initial_state, model_constants, Models
 
-SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed")
+SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed", "family")
 apply_jit = jax.jit(apply, static_argnums=4)  # one compilation per input shape, shared by every RunModel
 
 
@@ -42,15 +42,16 @@ class RunModel:
 class Run:
     """A run directory restored: config, models (in training order) and the stacked parameters.
 
-    params are each model's best-validation parameters (what `evaluate` scores),
-    stacked on a leading model axis; `step` is the training step of the checkpoint.
+    params are each model's best-validation parameters (what `evaluate` scores), and models their
+    constants (masks, SNRs, noise keys): both {family group: stacked on a leading model axis}, the groups
+    in the models' order (clstm_jax/families.py). `step` is the training step of the checkpoint.
     """
 
     path: Path
     config: Config
     specs: tuple[ModelSpec, ...]
     params: dict
-    models: Models
+    models: dict[str, Models]
     step: int
     feature_stats: BinStats | None = None  # the training split's per-bin statistics, when the features are standardised
 
@@ -65,7 +66,7 @@ class Run:
     def index(self, name: str | None = None, **fields) -> int:
         """The position of the one model with this name, or whose spec has these field values.
 
-        fields: fusion, modalities, audio_snr, visual_snr (a number or "orig"), seed.
+        fields: fusion, modalities, audio_snr, visual_snr (a number or "orig"), seed, family.
         """
         unknown = sorted(set(fields) - set(SPEC_FIELDS))
         if unknown:
@@ -92,8 +93,10 @@ class Run:
     def model(self, name: str | None = None, **fields) -> RunModel:
         """One model, by name or fields (see `index`)."""
         i = self.index(name, **fields)
-        one = lambda tree: jax.tree.map(lambda x: x[i], tree)
-        return RunModel(self.specs[i], one(self.params), one(self.models.masks), self.config)
+        group = group_of(self.specs[i])
+        j = by_group(list(self.specs))[group].index(self.specs[i])  # its place in its group's stack
+        one = lambda tree: jax.tree.map(lambda x: x[j], tree)
+        return RunModel(self.specs[i], one(self.params[group]), one(self.models[group].masks), self.config)
 
 
 def read_config(run_dir: Path) -> Config:
@@ -107,7 +110,7 @@ def read_config(run_dir: Path) -> Config:
 def read_specs(run_dir: Path) -> tuple[ModelSpec, ...]:
     """The run's models, in training order (models.json)."""
     rows = json.loads(RunFiles(run_dir).models.read_text())
-    return tuple(ModelSpec(**{k: row[k] for k in SPEC_FIELDS}) for row in rows)
+    return tuple(ModelSpec(**{k: row[k] for k in SPEC_FIELDS if k in row}) for row in rows)  # no family: masked
 
 
 def restore_state(run_dir: Path, config: Config, specs: tuple[ModelSpec, ...]) -> dict:
@@ -129,8 +132,8 @@ def load_run(path: str | Path) -> Run:
     config = read_config(run_dir)
     specs = read_specs(run_dir)
     state = restore_state(run_dir, config, specs)
-    return Run(run_dir, config, specs, state["best_params"], model_constants(config, list(specs)), int(state["step"]),
-               read_feature_stats(run_dir, config))
+    best = {group: gs["best_params"] for group, gs in group_states(state).items()}
+    return Run(run_dir, config, specs, best, model_constants(config, list(specs)), int(state["step"]), read_feature_stats(run_dir, config))
 
 
 def read_feature_stats(run_dir: Path, config: Config) -> BinStats | None:

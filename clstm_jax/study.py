@@ -72,7 +72,7 @@ def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[n
     images, spectrograms, labels = evaluation_inputs(run, *ARRIVAL_SCENARIO, None, data_dir,
                                                       run.config.evaluate.point_examples)
     inputs = condition_inputs(images, spectrograms, labels)
-    models = [run.model(run.names[index]) for index in study.groups[("initial", "both", *FUSION_POINT)]]
+    models = [run.model(run.names[index]) for index in study.models("initial", "both", *FUSION_POINT)]
     right = lambda model, condition: np.asarray(model.logits(*inputs[condition]))[:, -1].argmax(-1) == labels
     return tuple(np.stack([right(model, condition) for model in models])
                  for condition in ("matched", "audio mismatched"))
@@ -86,7 +86,7 @@ def balance_lines(study: Study) -> list[str]:
         for v in GRID_VISUAL:
             if not study.has("initial", "both", a, v):
                 return []
-            m = study.groups[("initial", "both", a, v)][0]
+            m = study.models("initial", "both", a, v)[0]
             matched = use.of(m, "training", "matched").mean()
             audio, image = (100 * (matched - use.of(m, "training", f"{x} mismatched").mean()) for x in ("audio", "image"))
             rows.append((min(audio, image), a, v, 100 * matched, audio, image))
@@ -114,7 +114,7 @@ def training_point_accuracy(study: Study) -> str:
 
 def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir: Path, seconds: float) -> str:
     evaluation = study.evaluation
-    seeds = len(study.groups[("initial", "both", *FUSION_POINT)])
+    seeds = len(study.models("initial", "both", *FUSION_POINT))
     floor = 2 * 0.5 ** (evaluation.examples * seeds)
     counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED)}
     check = modality_check(study)

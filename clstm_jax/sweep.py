@@ -1,9 +1,10 @@
 """Many models, one program: the vmapped, sharded, checkpointed training sweep.
 
 A sweep is a list of models (experiments.sweep_models) that differ in training SNRs,
-masks (fusion depth, modalities) and seed. Their parameters and Adam states
-are stacked on a leading model axis (clstm_jax/stacking.py) and one
-`jit(vmap(train_step))` trains them all (clstm_jax/multi_model.py). Every step
+masks (fusion depth, modalities), family and seed. The parameters and Adam states
+of each family group (clstm_jax/families.py) are stacked on a leading model axis
+(clstm_jax/stacking.py), and one jitted step trains every group, each a
+`vmap(train_step)` (clstm_jax/multi_model.py). Every step
 draws one clean batch of same-label pairs, shared by all models, then each
 model's noise at its own SNRs (the keys: clstm_jax/keys.py).
 """
@@ -25,10 +26,11 @@ from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
 from clstm_jax.device_data import SplitArrays, load_checked_data, run_feature_stats, split_arrays
 from clstm_jax.experiments import sweep_models
+from clstm_jax.families import group_counts, ordered
 from clstm_jax.keys import PAIRS, purpose_key
 from clstm_jax.multi_model import MODEL_AXIS, model_mesh, over_models, shard_state
 from clstm_jax.run_dir import RunFiles, claim_run_dir, keep_metrics_until
-from clstm_jax.stacking import Models, build_models, initial_state
+from clstm_jax.stacking import Models, build_models, group_states, initial_state
 from clstm_jax.train import make_optimizer, train_step
 from clstm_jax.validation import correct_counts, keep_best, validate, validation_batch
 
@@ -37,8 +39,9 @@ class Interrupted(KeyboardInterrupt):
     """The user stopped a sweep (Ctrl-C); the message says where, and how to resume."""
 
 
-def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config, groups: int = 1) -> dict:
-    """One Adam step of every model (jit this; state is donated). groups: devices of the model mesh."""
+def sweep_step(state: dict, train: SplitArrays, models: dict[str, Models], config: Config, groups: int = 1) -> dict:
+    """One Adam step of every model of every family group (jit this; state is donated). groups: devices of
+    the model mesh."""
     step = state["step"]
     pair_key = jax.random.fold_in(purpose_key(config.train.seed, PAIRS), step)
     image_idx, audio_idx, labels = sample_pairs(pair_key, train.table, config.train.batch_size)  # (B,) each
@@ -50,9 +53,13 @@ def sweep_step(state: dict, train: SplitArrays, models: Models, config: Config, 
                                         audio_snr, visual_snr, config.features, train.stats)
         return train_step(params, opt_state, masks, image, spectrogram, labels, config.model, optimizer)
 
-    per_model = (state["params"], state["opt_state"], models.masks, models.audio_snr, models.visual_snr, models.noise_keys)
-    params, opt_state, loss = over_models(model_step, per_model, config.train.model_chunk, groups)  # loss (models,)
-    return {**state, "params": params, "opt_state": opt_state, "loss_sum": state["loss_sum"] + loss, "step": step + 1}
+    new = {}
+    for group, gs in group_states(state).items():  # one vmapped stack per group; the same pairs for all
+        m = models[group]
+        per_model = (gs["params"], gs["opt_state"], m.masks, m.audio_snr, m.visual_snr, m.noise_keys)
+        params, opt_state, loss = over_models(model_step, per_model, config.train.model_chunk, groups)  # loss (models,)
+        new[group] = {**gs, "params": params, "opt_state": opt_state, "loss_sum": gs["loss_sum"] + loss}
+    return {**new, "step": step + 1}
 
 
 def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True,
@@ -62,7 +69,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     specs: the models; default the config's (`experiments.sweep_models`; `study` passes its own list).
     """
     run_dir = Path(run_dir)
-    specs = specs if specs is not None else sweep_models(config)
+    specs = ordered(specs if specs is not None else sweep_models(config))
     data = load_checked_data(config, data_dir)
     splits = data.splits
     resuming = claim_run_dir(run_dir, config, data.identity)
@@ -74,7 +81,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     if primary:
         files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
 
-    mesh = model_mesh(len(specs))
+    mesh = model_mesh(*group_counts(specs))
     params, models = build_models(config, specs)
     state = shard_state(initial_state(config, params), mesh)
     models = distributed.to_global(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
@@ -95,7 +102,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
 
     groups = len(mesh.devices)
     step_program = lambda cfg: jax.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
-    config, step_fn = memory.fit_training(config, len(specs) // groups,
+    config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
                                           lambda cfg: step_program(cfg).lower(state, train, models).compile(),
                                           log=print if primary else lambda _: None)
     step_fn = step_fn or step_program(config)  # "auto" compiled it already

@@ -6,7 +6,8 @@ import jax
 import optax
 
 from clstm_jax.masks import Masks
-from clstm_jax.model import ModelConfig, apply
+from clstm_jax.families import apply
+from clstm_jax.model import ModelConfig
 
 
 def make_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:

@@ -14,9 +14,9 @@ from clstm_jax.data.features import BinStats, make_batch
 from clstm_jax.data.splits import sample_pairs
 from clstm_jax.device_data import SplitArrays
 from clstm_jax.keys import VALIDATION, purpose_key
-from clstm_jax.model import apply
+from clstm_jax.families import apply, concat, split
 from clstm_jax.multi_model import over_models
-from clstm_jax.stacking import Models
+from clstm_jax.stacking import Models, group_states
 
 
 def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
@@ -25,9 +25,11 @@ def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
     return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
 
 
-def correct_counts(params: dict, models: Models, pairs: tuple, pairs_index: jax.Array, stats: BinStats | None,
+def correct_counts(params: dict, models: dict[str, Models], pairs: tuple, pairs_index: jax.Array, stats: BinStats | None,
                    config: Config, groups: int = 1) -> jax.Array:
     """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
+
+    params, models: keyed by family group (clstm_jax/stacking.py); the counts follow the models' order.
 
     Noise keys depend on the chunk only, so every model sees the same draws. stats: see SplitArrays.
     """
@@ -39,32 +41,39 @@ def correct_counts(params: dict, models: Models, pairs: tuple, pairs_index: jax.
         logits = apply(params, masks, image, spectrogram, config.model)  # (B, T, 10)
         return jnp.sum(jnp.argmax(logits[:, -1], axis=-1) == labels)
 
-    per_model = (params, models.masks, models.audio_snr, models.visual_snr)
-    return over_models(model_correct, per_model, config.train.model_chunk, groups)
+    return concat({group: over_models(model_correct, (params[group], m.masks, m.audio_snr, m.visual_snr),
+                                      config.train.model_chunk, groups) for group, m in models.items()})
 
 
 def keep_best(state: dict, accuracy: jax.Array) -> dict:
-    """Keep each model's parameters where its validation accuracy improved; reset the loss sum (jit this)."""
-    improved = accuracy > state["best_accuracy"]
-    pick = lambda new, old: jnp.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
-    return {
-        **state,
-        "best_params": jax.tree.map(pick, state["params"], state["best_params"]),
-        "best_accuracy": jnp.where(improved, accuracy, state["best_accuracy"]),
-        "best_step": jnp.where(improved, state["step"], state["best_step"]),
-        "loss_sum": jnp.zeros_like(state["loss_sum"]),
-    }
+    """Keep each model's parameters where its validation accuracy (models,) improved; reset the loss sum
+    (jit this)."""
+    groups = group_states(state)
+    accuracy = split(accuracy, {group: gs["best_accuracy"].shape[0] for group, gs in groups.items()})
+    new = {}
+    for group, gs in groups.items():
+        improved = accuracy[group] > gs["best_accuracy"]
+        pick = lambda new, old: jnp.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
+        new[group] = {
+            **gs,
+            "best_params": jax.tree.map(pick, gs["params"], gs["best_params"]),
+            "best_accuracy": jnp.where(improved, accuracy[group], gs["best_accuracy"]),
+            "best_step": jnp.where(improved, state["step"], gs["best_step"]),
+            "loss_sum": jnp.zeros_like(gs["loss_sum"]),
+        }
+    return {**state, **new}
 
 
 def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar) -> dict:
     """Validation accuracy per model; keep each model's best state; one metrics line and one progress line."""
     n = validation[0].shape[0]
     chunk = config.train.batch_size * 4
+    params = {group: gs["params"] for group, gs in group_states(state).items()}
     correct = sum(
-        count_fn(state["params"], models, tuple(x[i : i + chunk] for x in validation), i // chunk, stats)
+        count_fn(params, models, tuple(x[i : i + chunk] for x in validation), i // chunk, stats)
         for i in range(0, n, chunk)
     )
-    loss = distributed.to_host(state["loss_sum"]) / steps_since
+    loss = np.concatenate([distributed.to_host(gs["loss_sum"]) for gs in group_states(state).values()]) / steps_since
     step = int(state["step"])
     if not np.all(np.isfinite(loss)):
         bad = [name for name, value in zip(names, loss) if not np.isfinite(value)]

@@ -32,7 +32,7 @@ class Synthetic:
         self.study = Study(self.evaluation, self.specs, (swap, swap.copy()))
 
     def models(self, fusion, modalities, a, v):
-        return self.study.groups[(fusion, modalities, a, v)]
+        return self.study.models(fusion, modalities, a, v)
 
     def set(self, fusion, modalities, a, v, value, where=(Ellipsis,)):
         """Outcomes of a configuration (every seed): True, False, or "random" (a fresh draw), at `where`."""

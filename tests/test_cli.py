@@ -53,7 +53,7 @@ def test_model_summary_json_matches_the_hand_count(capsys):
     second = 80 + 640 + 4896 + 6288 + 170
     # A.2 fc: conv 80, conv 9*8*8+8, LSTM 640, LSTM (8+8)*32+32, dense (7*7*8+8)*16+16, output 170
     fc = 80 + 584 + 640 + 544 + 6416 + 170
-    # Full-width streams: layers of 16 channels (64 gate columns), 8 per modality below the fusion layer and
+    # The width-matched family: layers of 16 channels (64 gate columns), 8 per modality below the fusion layer and
     # 8 live in a fused layer. Below it a layer-1 group: image or audio -> its 32 columns, its own 8 -> 32
     # (hidden), bias; layer 2 per group: layer-1 group's 8 and its own 8 -> 32. Fused: all 16 or 8 -> 32.
     full_total = (9 * 64 + 9 * 16 * 64 + 11 * 64 + 64) + (2 * 9 * 16 * 64 + 64) + (7 * 7 * 16 * 16 + 16 + 170)
@@ -62,20 +62,19 @@ def test_model_summary_json_matches_the_hand_count(capsys):
     head_16, head_8 = 7 * 7 * 16 * 16 + 16 + 170, 7 * 7 * 8 * 16 + 16 + 170
     assert {name: v["live"] for name, v in summary.items()} == {
         "initial": 14074, "second": 12602, "fc": 10298, "visual-only": 13722, "audio-only": 13786,
-        # full-width initial fusion is the 8-channel model; its unimodal variants too
-        "full-initial": 14074, "full-visual-only": 13722, "full-audio-only": 13786,
-        "full-second": layer1_split + layer2_fused + head_8, "full-fc": layer1_split + layer2_split + head_16,
+        # (initial fusion is one network in every family: no matched-initial row)
+        "matched-second": layer1_split + layer2_fused + head_8, "matched-fc": layer1_split + layer2_split + head_16,
         "a2-second": second, "a2-fc": fc,
     }
     assert {name: v["total"] for name, v in summary.items()} == {
         **{name: 14074 for name in ("initial", "second", "fc", "visual-only", "audio-only")},
-        **{f"full-{name}": full_total for name in ("initial", "second", "fc", "visual-only", "audio-only")},
+        "matched-second": full_total, "matched-fc": full_total,
         "a2-second": second, "a2-fc": fc,
     }
     assert main(["model", "summary", "--channels", "8", "--bins", "11", "--dense", "16"]) == 0
     table = capsys.readouterr().out
-    assert "A.2 streams, (second, both)" in table and f"{fc:,}" in table and "masked, (fc, both)" in table
-    assert "masked, full width, (second, both)" in table
+    assert "a2, (second, both)" in table and f"{fc:,}" in table and "masked, (fc, both)" in table
+    assert "matched, (second, both)" in table
 
 
 def test_model_summary_rejects_a_bad_width(capsys):

@@ -1,6 +1,5 @@
 """The C-LSTM against a numpy per-step loop written from the SPEC equations, plus exact mask properties."""
 
-import dataclasses
 import re
 
 import jax
@@ -88,14 +87,14 @@ def params():
     return init(jax.random.key(0), CFG)
 
 
-@pytest.mark.parametrize("fusion, width", [(fusion, "half") for fusion in FUSIONS] + [("second", "full")])
-def test_scanned_forward_equals_numpy_loop(params, fusion, width):
-    cfg = CFG if width == "half" else FULL
-    params = params if width == "half" else init(jax.random.key(5), FULL)
-    masks = variant_masks(params, cfg, fusion)
+@pytest.mark.parametrize("fusion, family", [(fusion, "masked") for fusion in FUSIONS] + [("second", "matched")])
+def test_scanned_forward_equals_numpy_loop(params, fusion, family):
+    matched = family == "matched"
+    params = full_init(jax.random.key(5)) if matched else params
+    masks = variant_masks(params, CFG, fusion, matched=matched)
     image, spectrogram = inputs()
-    logits, states = run(params, masks, image, spectrogram, cfg, keep_states=True)
-    ref_logits, ref_h1, ref_h2 = reference_forward(params, masks, image, spectrogram, cfg.width)
+    logits, states = run(params, masks, image, spectrogram, CFG, keep_states=True)
+    ref_logits, ref_h1, ref_h2 = reference_forward(params, masks, image, spectrogram, 16 if matched else 8)
     assert logits.shape == (BATCH, CFG.frames, 10)
     assert np.abs(np.asarray(logits) - ref_logits).max() < 1e-4
     assert np.abs(np.asarray(states["h1"]) - ref_h1).max() < 1e-4
@@ -180,12 +179,14 @@ def test_live_parameter_counts_by_hand(params):
         assert live_count(make_masks(params, CFG.visual_group, fusion, modalities)) == count, (fusion, modalities)
 
 
-FULL = ModelConfig(channels=8, frames=5, bins=11, dense=16, conv="shifted", stream_width="full")  # layers of 16
+def full_init(key):
+    """The width-matched family's parameters at C = 8: layers of 16 channels."""
+    return init(key, CFG, width=16)
 
 
 def full_states(params, fusion, image, spectrogram, modalities="both"):
-    masks = variant_masks(params, FULL, fusion, modalities)
-    logits, states = jax.jit(run, static_argnums=(4, 5))(params, masks, image, spectrogram, FULL, True)
+    masks = variant_masks(params, CFG, fusion, modalities, matched=True)
+    logits, states = jax.jit(run, static_argnums=(4, 5))(params, masks, image, spectrogram, CFG, True)
     return np.asarray(logits), {k: np.asarray(v) for k, v in states.items()}
 
 
@@ -206,7 +207,7 @@ def c_wide(params, C):
 
 
 def test_full_width_initial_fusion_is_the_c_wide_model_and_its_other_channels_stay_zero():
-    params = init(jax.random.key(3), FULL)
+    params = full_init(jax.random.key(3))
     image, spectrogram = inputs()
     logits, states = full_states(params, "initial", image, spectrogram)
     narrow = c_wide(params, 8)
@@ -220,7 +221,7 @@ def test_full_width_initial_fusion_is_the_c_wide_model_and_its_other_channels_st
 def test_full_width_streams_have_c_channels_each_below_the_fusion_layer():
     """Each modality's group is all C = 8 channels below the fusion layer: the other input cannot reach it;
     a fused layer uses its first 8 of 16 channels, and reads both."""
-    params = init(jax.random.key(4), FULL)
+    params = full_init(jax.random.key(4))
     image, spectrogram = inputs(0)
     other_image, other_spectrogram = inputs(1)
     for fusion in ("second", "fc"):
@@ -237,20 +238,28 @@ def test_full_width_streams_have_c_channels_each_below_the_fusion_layer():
             assert not same(base["h2"], new_audio["h2"]) and not same(base["h2"], new_image["h2"])
 
 
-def test_a_full_width_sweep_gives_its_models_the_full_width_masks():
-    """The sweep's stacked masks follow model.stream_width: full-width initial fusion has exactly the live
-    parameters of the C-wide model, and later fusion more (each modality keeps C channels)."""
+def test_a_two_family_sweep_gives_its_models_their_familys_masks():
+    """A sweep of the masked and width-matched families stacks each family's models with their own masks:
+    initial fusion (one network in every family) once, with all of the C-wide model's parameters live;
+    width-matched late fusion more live parameters than masked (each modality keeps C channels), fc more
+    than second, and the 2C-wide parameters never all live."""
     from clstm_jax.experiments import sweep_models
     from clstm_jax.stacking import model_constants
     from conftest import micro
 
-    config = micro("model.stream_width=full")
+    config = micro("sweep.family=masked,matched")
     specs = sweep_models(config)
-    masks = model_constants(config, specs).masks
-    live = {spec.fusion: live_count(jax.tree.map(lambda m: m[i], masks)) for i, spec in enumerate(specs)}
-    half = dataclasses.replace(config.model, stream_width="half")
-    assert live["initial"] == total_count(jax.eval_shape(lambda: init(jax.random.key(0), half)))
-    assert live["initial"] < live["second"] < live["fc"] < total_count(jax.eval_shape(lambda: init(jax.random.key(0), config.model)))
+    assert [(s.family, s.fusion) for s in specs] == [("masked", f) for f in FUSIONS] + [("matched", "second"), ("matched", "fc")]
+    constants = model_constants(config, specs)
+    live = {}
+    for group, models in constants.items():
+        members = [s for s in specs if s.family == group]
+        live.update({(group, s.fusion): live_count(jax.tree.map(lambda m: m[i], models.masks)) for i, s in enumerate(members)})
+    half = total_count(jax.eval_shape(lambda: init(jax.random.key(0), config.model)))
+    full = total_count(jax.eval_shape(lambda: init(jax.random.key(0), config.model, 2 * config.model.channels)))
+    assert live[("masked", "initial")] == half
+    assert live[("masked", "second")] < live[("matched", "second")] < live[("matched", "fc")] < full
+    assert live[("masked", "fc")] < live[("matched", "fc")]
 
 
 def test_vmapped_stack_of_models_equals_each_model_alone():
@@ -339,5 +348,8 @@ def test_bad_shapes_and_options_are_named(params):
         ModelConfig(conv="fft")
     with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):
         make_masks(params, 4, "late")
-    with pytest.raises(ValueError, match=r"model.visual_channels = 3 with model.stream_width = 'full'; expected no"):
-        ModelConfig(visual_channels=3, stream_width="full")
+    from clstm_jax.config import ConfigError
+    from conftest import micro
+
+    with pytest.raises(ConfigError, match=r"model.visual_channels = 1 with sweep.family 'matched': expected no"):
+        micro("sweep.family=matched", "model.visual_channels=1")
