@@ -31,7 +31,7 @@ def final_params(run_dir):
 
     run_dir = Path(run_dir)
     state = restore_state(run_dir, read_config(run_dir), read_specs(run_dir))
-    return jax.tree.map(np.asarray, state["params"])
+    return jax.tree.map(np.asarray, state["masked"]["params"])
 
 
 def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
@@ -40,7 +40,7 @@ def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
     for i, fusion in enumerate(("initial", "second", "fc")):
         alone = run_sweep(micro("train.length=3", "train.length_unit=batches", "sweep.experiment=", f"sweep.fusion={fusion}"),
                           tmp_path / fusion, data_dir, progress=False)
-        for a, b in zip(jax.tree.leaves(together["params"]), jax.tree.leaves(alone["params"])):
+        for a, b in zip(jax.tree.leaves(together["masked"]["params"]), jax.tree.leaves(alone["masked"]["params"])):
             np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b)[0], rtol=1e-5, atol=1e-6)
 
 
@@ -232,12 +232,12 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
         for process in processes:
             if process.poll() is None:
                 process.kill()
-    assert len(one["params"]["layer1"]["hidden_kernel"].sharding.device_set) == 1
+    assert len(one["masked"]["params"]["layer1"]["hidden_kernel"].sharding.device_set) == 1
     outputs = [log.read_text() for log in logs]
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "4 models on 4 device(s) in 2 process(es)" in outputs[0] and "done: step 2" in outputs[0]
     assert "models on" not in outputs[1] and "done:" not in outputs[1]  # (Gloo's own lines aside)
-    chex.assert_trees_all_close(jax.tree.map(np.asarray, one["params"]), final_params(tmp_path / "two_processes"),
+    chex.assert_trees_all_close(jax.tree.map(np.asarray, one["masked"]["params"]), final_params(tmp_path / "two_processes"),
                                 rtol=1e-5, atol=1e-6)
     lines = (tmp_path / "two_processes" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2]
@@ -330,12 +330,16 @@ def test_keep_best_takes_the_new_parameters_only_where_validation_improved():
 
     params = {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.array([10.0, 20.0, 30.0])}  # 3 models
     best = {"w": -jnp.ones((3, 2)), "b": -jnp.ones(3)}
-    state = {"params": params, "best_params": best, "best_accuracy": jnp.array([0.5, 0.5, 0.5]),
-             "best_step": jnp.array([4, 4, 4]), "loss_sum": jnp.array([3.0, 2.0, 1.0]), "step": jnp.array(8)}
-    out = keep_best(state, jnp.array([0.6, 0.5, 0.4]))  # model 0 improves; a tie (model 1) is not an improvement
-    chex.assert_trees_all_equal(out["best_params"], {"w": jnp.array([[0.0, 1.0], [-1, -1], [-1, -1]]),
-                                                     "b": jnp.array([10.0, -1, -1])})
-    chex.assert_trees_all_equal(out["best_accuracy"], jnp.array([0.6, 0.5, 0.5]))
-    chex.assert_trees_all_equal(out["best_step"], jnp.array([8, 4, 4]))
-    chex.assert_trees_all_equal(out["loss_sum"], jnp.zeros(3))
-    chex.assert_trees_all_equal(out["params"], params)
+    # models 0 and 1 in one group, model 2 in another: the accuracies (models,) split in the models' order
+    group = lambda rows: {"params": jax.tree.map(lambda x: x[rows], params), "best_params": jax.tree.map(lambda x: x[rows], best),
+                          "best_accuracy": jnp.full(len(range(3)[rows]), 0.5), "best_step": jnp.full(len(range(3)[rows]), 4),
+                          "loss_sum": jnp.array([3.0, 2.0, 1.0])[rows]}
+    state = {"masked": group(slice(0, 2)), "a2-fc": group(slice(2, 3)), "step": jnp.array(8)}
+    out = keep_best(state, jnp.array([0.6, 0.5, 0.7]))  # models 0 and 2 improve; a tie (model 1) is not an improvement
+    both = lambda key: jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out["masked"][key], out["a2-fc"][key])
+    chex.assert_trees_all_equal(both("best_params"), {"w": jnp.array([[0.0, 1.0], [-1, -1], [4.0, 5.0]]),
+                                                      "b": jnp.array([10.0, -1, 30.0])})
+    chex.assert_trees_all_equal(both("best_accuracy"), jnp.array([0.6, 0.5, 0.7]))
+    chex.assert_trees_all_equal(both("best_step"), jnp.array([8, 4, 8]))
+    chex.assert_trees_all_equal(both("loss_sum"), jnp.zeros(3))
+    chex.assert_trees_all_equal(both("params"), params)
