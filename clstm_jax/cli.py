@@ -119,8 +119,7 @@ def sweep(args: argparse.Namespace) -> int:
     import jax
 
     from clstm_jax import distributed
-    from clstm_jax.families import group_counts
-    from clstm_jax.multi_model import model_mesh
+    from clstm_jax import families
     from clstm_jax.sweep import run_sweep
 
     config = load_config(args.config, args.set)
@@ -128,7 +127,7 @@ def sweep(args: argparse.Namespace) -> int:
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     specs = sweep_models(config)
     n_models = len(specs)
-    devices = len(model_mesh(*group_counts(specs)).devices)
+    devices = len(families.mesh(specs).devices)
     say = print if distributed.is_primary() else (lambda *_: None)
     say(f"{n_models} models on {devices} device(s) in {jax.process_count()} process(es), "
         f"{config.train.steps} steps of {config.train.batch_size} pairs -> {args.out}")

@@ -54,6 +54,13 @@ def group_counts(specs: list[ModelSpec]) -> list[int]:
     return [len(members) for members in by_group(specs).values()]
 
 
+def mesh(specs: list[ModelSpec]):
+    """The model mesh of a program over these models: as many devices as divide every group's count."""
+    from clstm_jax.multi_model import model_mesh
+
+    return model_mesh(*group_counts(specs))
+
+
 def init(key: jax.Array, cfg: ModelConfig, group: str) -> dict:
     """Initial parameters of a model of `group`."""
     if group == "masked":

@@ -28,13 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from clstm_jax import memory
+from clstm_jax import families, memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.evaluate import chunk_correct, test_examples
 from clstm_jax.modality_use import CONDITIONS, POINTS
 from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays, SplitArrays
 from clstm_jax.keys import purpose_key, TEST_NOISE
-from clstm_jax.multi_model import MODEL_AXIS, model_mesh, shard_state
+from clstm_jax.multi_model import MODEL_AXIS, shard_state
 from clstm_jax.families import group_counts
 from clstm_jax.stacking import build_models, initial_state
 from clstm_jax.sweep import sweep_step
@@ -65,7 +65,7 @@ def cut(split: SplitArrays, pad_length: int) -> SplitArrays:
 def program(name: str, config: Config, specs: list[ModelSpec], data) -> tuple:
     """(jitted function, its arguments) of the "train step" or the "evaluation chunk", the arguments placed
     as the run places them."""
-    mesh = model_mesh(*group_counts(specs))
+    mesh = families.mesh(specs)
     per_model, replicated = NamedSharding(mesh, PartitionSpec(MODEL_AXIS)), NamedSharding(mesh, PartitionSpec())
     params, models = build_models(config, specs)
     stats = feature_stats(config, data.splits["train"])
@@ -93,7 +93,7 @@ def compiled(name: str, config: Config, specs: list[ModelSpec], data):
 
 def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, Config]:
     """The config each program runs with: "auto" sizes resolved as the run resolves them (clstm_jax/memory.py)."""
-    per_device = max(group_counts(specs)) // len(model_mesh(*group_counts(specs)).devices)
+    per_device = max(group_counts(specs)) // len(families.mesh(specs).devices)
     train, _ = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
     at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
                                                   evaluate=dataclasses.replace(config.evaluate, batch=batch))
@@ -144,7 +144,7 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
         row = {
             "models": len(specs), **counts[name],
             "flops_per_call": unrolled[name],
-            "devices": len(model_mesh(*group_counts(specs)).devices),
+            "devices": len(families.mesh(specs).devices),
             "argument_bytes": analysis.argument_size_in_bytes, "output_bytes": analysis.output_size_in_bytes,
             "temp_bytes": analysis.temp_size_in_bytes,
             "model_chunk": program_config.train.model_chunk, "remat": program_config.model.remat,

@@ -20,7 +20,7 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint, distributed, memory
+from clstm_jax import checkpoint, distributed, families, memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
@@ -28,7 +28,7 @@ from clstm_jax.device_data import SplitArrays, load_checked_data, run_feature_st
 from clstm_jax.experiments import sweep_models
 from clstm_jax.families import group_counts, ordered
 from clstm_jax.keys import PAIRS, purpose_key
-from clstm_jax.multi_model import MODEL_AXIS, model_mesh, over_models, shard_state
+from clstm_jax.multi_model import MODEL_AXIS, over_models, shard_state
 from clstm_jax.run_dir import RunFiles, claim_run_dir, keep_metrics_until
 from clstm_jax.stacking import Models, build_models, group_states, initial_state
 from clstm_jax.train import make_optimizer, train_step
@@ -81,7 +81,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     if primary:
         files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
 
-    mesh = model_mesh(*group_counts(specs))
+    mesh = families.mesh(specs)
     params, models = build_models(config, specs)
     state = shard_state(initial_state(config, params), mesh)
     models = distributed.to_global(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
