@@ -22,6 +22,7 @@ LengthUnit = Literal["examples", "batches"]
 Fusion = Literal["initial", "second", "fc"]
 Modality = Literal["both", "visual", "audio"]
 Family = Literal["masked", "matched", "a2"]  # clstm_jax/families.py
+StudyScope = Literal["paper", "fusion"]  # clstm_jax/study.py
 Auto = Literal["auto"]  # a size chosen to fit the memory budget (clstm_jax/memory.py)
 
 

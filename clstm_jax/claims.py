@@ -49,6 +49,8 @@ class Claim:
     region: str
     judge: Callable[[Study, float], Evidence]  # (study, margin in accuracy points) -> Evidence
     fusion: bool  # a claim about fusion or a modality's contribution: judged only if both modalities are used
+    per_family: bool = False  # a claim on late-fusion models: judged once for each family of them (study.families)
+    fusion_point: bool = False  # reads only models trained at the fusion point: a study of scope "fusion" judges it
 
 
 @dataclass(frozen=True)
@@ -57,36 +59,50 @@ class Judged:
     evidence: Evidence
     p_family: float  # Holm-adjusted over every judged claim (nan for a claim not judged)
     verdict: str  # the evidence's verdict; holds / does not hold fall to inconclusive if p_family >= 5%
+    family: str = "masked"  # whose late-fusion models a per-family claim was judged on
+
+    @property
+    def id(self) -> str:
+        """The claim's id; for another family than masked, followed by /family."""
+        return self.claim.id if self.family == "masked" else f"{self.claim.id}/{self.family}"
 
 
 CLAIMS: dict[str, Claim] = {}
 
 
-def claim(id: str, section: str, sentence: str, region: str, fusion: bool = True):
+def claim(id: str, section: str, sentence: str, region: str, fusion: bool = True, per_family: bool = False,
+          fusion_point: bool = False):
     def register(fn):
         if id in CLAIMS:
             raise ValueError(f"claim id {id!r} registered twice")
-        CLAIMS[id] = Claim(id, section, sentence, region, fn, fusion)
+        CLAIMS[id] = Claim(id, section, sentence, region, fn, fusion, per_family, fusion_point)
         return fn
     return register
 
 
-def judge(study: Study, margin: float = 2.0, ids=None) -> list[Judged]:
-    """Every claim (or those of `ids`), then Holm across the judged ones: a verdict of holds or does not
-    hold stands only if its family-adjusted p-value is below 5%. A fusion claim counts only when
-    `modality_check` finds both modalities used; otherwise its numbers are still reported, its verdict
-    reads "not testable at this size: <modality> unused" and it takes no part in the correction."""
-    claims = [CLAIMS[i] for i in (ids or CLAIMS)]
-    check = modality_check(study) if any(c.fusion for c in claims) else None
-    evidence = [c.judge(study, margin) for c in claims]
-    blocked = [c.fusion and check.verdict != HOLDS for c in claims]
-    adjusted = np.full(len(claims), np.nan)
+def scope_ids(scope: str) -> list[str]:
+    """The claims a study of `scope` decides: all of them (paper), or those of the fusion point (fusion)."""
+    return [c.id for c in CLAIMS.values() if scope == "paper" or c.fusion_point]
+
+
+def judge(study: Study, margin: float = 2.0, ids=None, families=("masked",)) -> list[Judged]:
+    """Every claim (or those of `ids`), a per-family claim once for each of `families` (on
+    `study.of_family`), then Holm across all the judged ones: a verdict of holds or does not hold stands
+    only if its family-adjusted p-value is below 5%. A fusion claim counts only when `modality_check`
+    finds both modalities used; otherwise its numbers are still reported, its verdict reads "not testable
+    at this size: <modality> unused" and it takes no part in the correction."""
+    cases = [(CLAIMS[i], family) for i in (ids or CLAIMS)
+             for family in (families if CLAIMS[i].per_family else ("masked",))]
+    check = modality_check(study) if any(c.fusion for c, _ in cases) else None
+    evidence = [c.judge(study.of_family(family) if c.per_family else study, margin) for c, family in cases]
+    blocked = [c.fusion and check.verdict != HOLDS for c, _ in cases]
+    adjusted = np.full(len(cases), np.nan)
     judged = [k for k, b in enumerate(blocked) if not b]
     if judged:
         adjusted[judged] = holm(np.array([evidence[k].p for k in judged]))
     return [Judged(c, e, float(p), check.verdict if b else
-                   e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE)
-            for c, e, p, b in zip(claims, evidence, adjusted, blocked)]
+                   e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE, family)
+            for (c, family), e, p, b in zip(cases, evidence, adjusted, blocked)]
 
 
 def modality_check(study: Study) -> Evidence:
@@ -194,7 +210,8 @@ MAJORITY = ("As seen in Figure 3, the immediate fusion model is more accurate no
             "that the models were trained at, but also for the majority of the other signal to noise ratios.")
 
 
-@claim("4.3-training-point", "4.3", MAJORITY, "the training point only: test audio 0.5, visual 0.25")
+@claim("4.3-training-point", "4.3", MAJORITY, "the training point only: test audio 0.5, visual 0.25",
+       per_family=True, fusion_point=True)
 def training_point(study: Study, margin: float) -> Evidence:
     a, v = FUSION_POINT
     i, j = study.grid_index(a, v)
@@ -209,7 +226,8 @@ def training_point(study: Study, margin: float) -> Evidence:
         verdict, p, units_text(*initial.shape), float(max(detectable(r["se"], tests=2) for r in results.values())))
 
 
-@claim("4.3-majority", "4.3", MAJORITY, "all 100 test points (Fig. 3), against second and against fc")
+@claim("4.3-majority", "4.3", MAJORITY, "all 100 test points (Fig. 3), against second and against fc",
+       per_family=True, fusion_point=True)
 def majority(study: Study, margin: float) -> Evidence:
     initial = study.correct("initial", "both", *FUSION_POINT)
     seeds, n_audio, n_visual, examples = initial.shape
@@ -245,7 +263,7 @@ def majority(study: Study, margin: float) -> Evidence:
 
 @claim("4.3-fc-never-worse", "4.3",
        "In particular, the initial layer fusion model always outperforms or equally performs to the fully connected "
-       "fusion model.", "all 100 test points")
+       "fusion model.", "all 100 test points", per_family=True, fusion_point=True)
 def fc_never_worse(study: Study, margin: float) -> Evidence:
     initial = study.correct("initial", "both", *FUSION_POINT)
     r = paired_difference(initial, study.correct("fc", "both", *FUSION_POINT), axes=(0, 3))
@@ -261,7 +279,8 @@ def fc_never_worse(study: Study, margin: float) -> Evidence:
 @claim("4.3-second-except-low-audio", "4.3",
        "Furthermore, the initial layer fusion model outperforms the second layer fusion model, except for when the "
        "audio input is degraded well beyond the audio training signal to noise ratio.",
-       "test audio SNR at or above the training audio SNR 0.5 (70 points); below it the sentence allows exceptions")
+       "test audio SNR at or above the training audio SNR 0.5 (70 points); below it the sentence allows exceptions",
+       per_family=True, fusion_point=True)
 def second_except_low_audio(study: Study, margin: float) -> Evidence:
     initial, second = (study.correct(f, "both", *FUSION_POINT) for f in ("initial", "second"))
     mask = audio_mask(study, lambda audio: audio >= FUSION_POINT[0])
@@ -415,7 +434,7 @@ def audio_cost_larger(study: Study, margin: float) -> Evidence:
        "of the model architecture, such that the contribution of each modality will be comparable and will allow us to "
        "investigate early fusion in a setting where multimodal fusion will be beneficial.",
        "the fusion point (audio 0.5, visual 0.25): the multimodal model (first seed) against each unimodal model "
-       "trained and tested at its modality's SNR there")
+       "trained and tested at its modality's SNR there", fusion_point=True)
 def both_contribute(study: Study, margin: float) -> Evidence:
     a, v = FUSION_POINT
     i, j = study.grid_index(a, v)
@@ -442,7 +461,7 @@ ARRIVAL_SCENARIO = next((a, v) for title, a, v in SCENARIOS if title == "audio a
        "In these examples, as the audio information becomes available to the network, the correct class comes to "
        "dominate the activations.",
        "Fig. 7's scenario audio 1 / visual 0.25, final time step: the matched recording against a recording of "
-       "another digit")
+       "another digit", fusion_point=True)
 def audio_arrives(study: Study, margin: float) -> Evidence:
     if study.audio_swap is None:
         raise ValueError("claim 4.6-audio-arrives needs study.audio_swap (matched and mismatched final-step outcomes)")

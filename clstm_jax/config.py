@@ -18,7 +18,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clstm_jax.choices import Auto, Family, Fusion, LengthUnit, Modality, check_choice, check_fields, choices
+from clstm_jax.choices import (Auto, Family, Fusion, LengthUnit, Modality, StudyScope, check_choice, check_fields,
+                               choices)
 from clstm_jax.data.features import ORIG, FeatureConfig
 from clstm_jax.model import ModelConfig
 
@@ -102,6 +103,14 @@ class StudyConfig:
 
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the main fusion comparison (audio 0.5, visual 0.25); other models use the first
     margin: float = 2.0  # accuracy points: an "always >=" claim holds when no loss larger than this is left open (docs/study.md)
+    # families of the fusion comparison's late models (as sweep.family): each judges the 4.3 claims and draws its Fig. 3
+    families: tuple[Family, ...] = ("masked",)
+    # paper: every experiment of the paper; fusion: the fusion comparison only (its models at the fusion point, with
+    # the two unimodal models trained there), judged on the claims those models decide (docs/study.md)
+    scope: StudyScope = "paper"
+
+    def __post_init__(self):
+        check_fields(self, "study")
 
 
 @dataclass(frozen=True)
@@ -329,9 +338,14 @@ def validate(config: Config) -> None:
             if getattr(sweep, axis) != getattr(SweepConfig(), axis):
                 raise ConfigError(f"sweep.{axis} is set, but sweep.experiment = {sweep.experiment!r} fixes the models; "
                                   "set sweep.experiment = '' to sweep the axes instead")
-    if "matched" in sweep.family and config.model.visual_channels is not None:
-        raise ConfigError(f"model.visual_channels = {config.model.visual_channels} with sweep.family 'matched': expected "
-                          "no visual_channels (the width-matched family gives each modality all C channels)")
+    if not config.study.families:
+        raise ConfigError(f"study.families = []: expected a non-empty list of {', '.join(choices(Family))}")
+    if sweep.experiment == "study" and sweep.family != SweepConfig().family:
+        raise ConfigError("sweep.family is set, but the study's families are study.families; set that instead")
+    for key, families in (("sweep.family", sweep.family), ("study.families", config.study.families)):
+        if "matched" in families and config.model.visual_channels is not None:
+            raise ConfigError(f"model.visual_channels = {config.model.visual_channels} with {key} 'matched': expected "
+                              "no visual_channels (the width-matched family gives each modality all C channels)")
     if not 0 <= config.study.margin < 100:
         raise ConfigError(f"study.margin = {config.study.margin!r}: expected accuracy points, 0 <= margin < 100")
     for key, seeds in (("sweep.seeds", sweep.seeds), ("study.seeds", config.study.seeds)):

@@ -92,7 +92,7 @@ class Evaluation:
                 for i, a in enumerate(self.audio_snrs):
                     for j, v in enumerate(self.visual_snrs):
                         writer.writerow([
-                            spec.name, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
+                            spec.name, spec.family, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
                             snr_label(spec.visual_snr), spec.seed,
                             snr_label(a), snr_label(v), int(self.counts[m, i, j]), self.examples,
                             f"{self.accuracy[m, i, j]:.6f}", f"{low[m, i, j]:.6f}", f"{high[m, i, j]:.6f}",
@@ -100,7 +100,7 @@ class Evaluation:
         (directory / "accuracy.tmp.csv").replace(directory / "accuracy.csv")
 
 
-CSV_COLUMNS = ("model", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed",
+CSV_COLUMNS = ("model", "family", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed",
                "test_audio_snr", "test_visual_snr", "correct", "examples", "accuracy", "ci_low", "ci_high")
 
 

@@ -42,12 +42,18 @@ def unimodal_models(modalities: str, seed: int) -> list[ModelSpec]:
 
 
 def study_models(config: Config) -> list[ModelSpec]:
-    """Every experiment, deduplicated, in a fixed order: the fusion comparison with `study.seeds` seeds, in
-    each of `sweep.family`'s families; the appendix pairs (masked), the grid and the unimodal models with the
-    first seed."""
-    seeds = config.study.seeds
-    specs = fusion_models([FUSION_POINT], seeds, config.sweep.family) + fusion_models(APPENDIX.values(), seeds[:1]) + grid_models(seeds[0])
-    specs += unimodal_models("visual", seeds[0]) + unimodal_models("audio", seeds[0])
+    """Every experiment of `study.scope`, deduplicated, in a fixed order: the fusion comparison with
+    `study.seeds` seeds, in each of `study.families`; then, for the paper scope, the appendix pairs (masked),
+    the grid and the unimodal models with the first seed; for the fusion scope, the two unimodal models
+    trained at the fusion point (first seed), which 4.5-both-contribute compares against."""
+    study = config.study
+    specs = fusion_models([FUSION_POINT], study.seeds, study.families)
+    if study.scope == "paper":
+        specs += fusion_models(APPENDIX.values(), study.seeds[:1]) + grid_models(study.seeds[0])
+        specs += unimodal_models("visual", study.seeds[0]) + unimodal_models("audio", study.seeds[0])
+    else:
+        specs += [ModelSpec("initial", modalities, *unimodal_pair(modalities, snr), study.seeds[0])
+                  for modalities, snr in (("visual", FUSION_POINT[1]), ("audio", FUSION_POINT[0]))]
     return list(dict.fromkeys(specs))
 
 

@@ -67,14 +67,14 @@ class ModalityUse:
         tmp.replace(directory / FILE)
         with open(directory / "modality_use.tmp.csv", "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["model", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed", "point",
+            writer.writerow(["model", "family", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed", "point",
                              "test_audio_snr", "test_visual_snr", "condition", "correct", "examples", "accuracy"])
             for m, spec in enumerate(specs):
                 for p, point in enumerate(POINTS):
                     a, v = (spec.audio_snr, spec.visual_snr) if point == "training" else (ORIG, ORIG)
                     for k, condition in enumerate(CONDITIONS):
                         right = self.correct[m, p, k]
-                        writer.writerow([spec.name, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
+                        writer.writerow([spec.name, spec.family, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
                                          snr_label(spec.visual_snr), spec.seed, point, snr_label(a), snr_label(v),
                                          condition, int(right.sum()), right.size, f"{right.mean():.6f}"])
         (directory / "modality_use.tmp.csv").replace(directory / "modality_use.csv")

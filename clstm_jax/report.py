@@ -10,12 +10,14 @@ equal accuracy at 5% after Holm's correction over the map's grid points.
 
 from __future__ import annotations
 
+import copy
 import csv
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from clstm_jax.choices import Family, choices
 from clstm_jax.config import snr_label
 from clstm_jax.evaluate import Evaluation, load_evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, UNIMODAL, unimodal_pair
@@ -31,32 +33,47 @@ class Study:
     audio_swap: (matched, mismatched), bool (seeds, examples): the final-step outcomes of the main
     initial-fusion model(s) with each example's own recording and with another digit's (claim 4.6).
     modality_use: every model with each input swapped or zeroed (the precondition of the fusion claims).
+    family: whose late-fusion models a query without a family reads (`of_family` gives a study with another);
+    initial fusion is the masked family's in every family (clstm_jax/families.py).
     """
 
     def __init__(self, evaluation: Evaluation, specs, audio_swap: tuple[np.ndarray, np.ndarray] | None = None,
-                 modality_use=None):
+                 modality_use=None, family: str = "masked"):
         self.evaluation = evaluation
         self.specs = specs
         self.audio_swap = audio_swap
         self.modality_use = modality_use  # clstm_jax.modality_use.ModalityUse of the same models, or None
+        self.family = family
         self.groups: dict[tuple, list[int]] = defaultdict(list)  # (fusion, modalities, a, v, family) -> seeds' models
         for i, spec in enumerate(specs):
             self.groups[(spec.fusion, spec.modalities, spec.audio_snr, spec.visual_snr, spec.family)].append(i)
 
-    def models(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> list[int]:
-        """The models (indices, seeds in training order) of one configuration; [] when there is none.
-        Initial fusion is the masked family's in every family (clstm_jax/families.py)."""
-        return self.groups.get((fusion, modalities, a, v, "masked" if fusion == "initial" else family), [])
+    def of_family(self, family: str) -> "Study":
+        """The same study, its late-fusion models those of `family`."""
+        view = copy.copy(self)
+        view.family = family
+        return view
 
-    def has(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> bool:
+    @property
+    def families(self) -> list[str]:
+        """The families with late-fusion models in this study, in the order of `choices.Family`."""
+        present = {spec.family for spec in self.specs if spec.fusion != "initial"}
+        return [family for family in choices(Family) if family in present]
+
+    def models(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> list[int]:
+        """The models (indices, seeds in training order) of one configuration; [] when there is none."""
+        family = "masked" if fusion == "initial" else family or self.family
+        return self.groups.get((fusion, modalities, a, v, family), [])
+
+    def has(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> bool:
         return bool(self.models(fusion, modalities, a, v, family))
 
-    def correct(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> np.ndarray:
+    def correct(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> np.ndarray:
         """bool (seeds, audio SNRs, visual SNRs, examples), seeds in training order."""
         return self.evaluation.correct[self.models(fusion, modalities, a, v, family)]
 
-    def accuracy(self, fusion: str, modalities: str, a: float, v: float, family: str = "masked") -> np.ndarray:
-        """Mean accuracy over seeds (audio SNRs, visual SNRs)."""
+    def accuracy(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> np.ndarray:
+        """Accuracy (audio SNRs, visual SNRs), pooled over seeds and examples."""
         return self.correct(fusion, modalities, a, v, family).mean(axis=(0, 3))
 
     @property
@@ -132,7 +149,8 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
                     "per grid point.\nStars: McNemar exact test on paired\n(example, seed) outcomes, Holm over\n"
                     f"the {len(labels) ** 2} grid points, 5% level.", fontsize=8,
                     va="center")
-    fig.suptitle(f"Fig. {number}: initial vs second vs fc fusion", fontsize=11)
+    family = "" if study.family == "masked" else f" (late fusion: the {study.family} family)"
+    fig.suptitle(f"Fig. {number}: initial vs second vs fc fusion{family}", fontsize=11)
     fig.savefig(out.with_suffix(".png"), dpi=110)
     plt.close(fig)
     rows = []
@@ -246,6 +264,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: f"{v:.6f}" if isinstance(v, (float, np.floating)) else v for k, v in row.items()})
 
 
+def figure_name(number: int, family: str = "masked") -> str:
+    """fig3 for the masked family's fusion comparison, fig3-matched and fig3-a2 for the others'."""
+    return f"fig{number}" if family == "masked" else f"fig{number}-{family}"
+
+
 def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path | None = None) -> list[str]:
     """Every figure the run's models allow, into `out` (default RUN/report); returns one line per figure
     (drawn or why not)."""
@@ -255,10 +278,13 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path |
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for number, (a, v) in {3: FUSION_POINT, **APPENDIX}.items():
-        if all(study.has(f, "both", a, v) for f in ("initial", *LATE)):
-            draw_fusion(study, a, v, number, out / f"fig{number}")
-            lines.append(f"fig{number}: fusion comparison at audio {snr_label(a)}, visual {snr_label(v)}")
-        else:
+        drawn = [family for family in study.families
+                 if all(study.has(f, "both", a, v, family) for f in ("initial", *LATE))]
+        for family in drawn:
+            name = figure_name(number, family)
+            draw_fusion(study.of_family(family), a, v, number, out / name)
+            lines.append(f"{name}: fusion comparison at audio {snr_label(a)}, visual {snr_label(v)} ({family} family)")
+        if not drawn:
             lines.append(f"fig{number}: skipped (needs initial, second and fc models at audio {a:g}, visual {v:g})")
     if all(study.has("initial", "both", a, v) for a in GRID_AUDIO for v in GRID_VISUAL):
         draw_grid(study, out / "fig4")

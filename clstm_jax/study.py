@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Judged, judge,
-                              modality_check)
+                              modality_check, scope_ids)
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
 from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
-from clstm_jax.report import Study, draw_report
+from clstm_jax.report import Study, draw_report, figure_name
 from clstm_jax.run import Run, load_run
 from clstm_jax.run_dir import diff_keys
 from clstm_jax.sweep import run_sweep
@@ -35,7 +35,8 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     set_keys = [f"sweep.{key}" for key in diff_keys(asdict(SweepConfig(experiment="study")), asdict(config.sweep))]
     if set_keys and config.sweep != SweepConfig():
         raise ConfigError(f"{', '.join(set_keys)} set, but the study's models are fixed (experiments.study_models; "
-                          "study.seeds sets the seeds of the fusion comparison); use `clstm-jax sweep` for other models")
+                          "study.seeds, study.families and study.scope choose among them); use `clstm-jax sweep` for "
+                          "other models")
     run_dir = Path(run_dir)
     specs = study_models(config)
     started = time.perf_counter()
@@ -59,7 +60,7 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     for line in draw_report(run, study, data_dir):
         log(f"study: report {line}")
     study.audio_swap = audio_swap_outcomes(study, run, data_dir)
-    judged = judge(study, config.study.margin)
+    judged = judge(study, config.study.margin, scope_ids(config.study.scope), config.study.families)
     path = run_dir / "results.md"
     path.write_text(results_markdown(config, judged, study, run_dir, time.perf_counter() - started))
     log(f"study: {len(judged)} claims judged -> {path}")
@@ -99,6 +100,38 @@ def balance_lines(study: Study) -> list[str]:
              "|---|---|---|---|---|"]
     for _, a, v, matched, audio, image in sorted(rows, reverse=True):
         lines.append(f"| {snr_label(a)} | {snr_label(v)} | {matched:.1f} | {audio:.1f} | {image:.1f} |")
+    return lines
+
+
+def family_lines(judged: list[Judged], study: Study) -> list[str]:
+    """Where the families agree (a study of several `study.families`): each per-family claim's verdict in
+    every family, and each family's fusion depths at the training point and over the grid."""
+    families = study.families
+    if len(families) < 2:
+        return []
+    verdicts = {(j.claim.id, j.family): j.verdict for j in judged if j.claim.per_family}
+    ids = list(dict.fromkeys(claim_id for claim_id, _ in verdicts))
+    agree = [claim_id for claim_id in ids if len({verdicts[claim_id, f] for f in families}) == 1]
+    lines = ["", "## The fusion comparison in each family", "",
+             f"The 4.3 claims judged once per family of late-fusion models ({', '.join(families)}; docs/model.md, "
+             "\"Families in one job\"), each against the same initial-fusion models: masked late models give each "
+             "modality C/2 channels below the fusion layer, matched ones C (width-matched), a2 ones are the paper's "
+             "own A.2 stream networks. The Holm correction runs over every row of the table above. "
+             f"**The families agree on {len(agree)} of {len(ids)} claims**"
+             + (f"; they differ on {', '.join(f'`{i}`' for i in ids if i not in agree)}." if len(agree) < len(ids)
+                else "."), "",
+             "| claim | " + " | ".join(families) + " | |", "|---|" + "---|" * (len(families) + 1)]
+    for claim_id in ids:
+        lines.append(f"| `{claim_id}` | " + " | ".join(verdicts[claim_id, f] for f in families)
+                     + f" | {'agree' if claim_id in agree else 'differ'} |")
+    a, v = FUSION_POINT
+    i, j = study.grid_index(a, v)
+    lines += ["", "Accuracy (%) at the training point (audio 0.5, visual 0.25) and, in brackets, over the whole "
+              "100-point grid; mean over seeds. Initial fusion is one model in every family.", "",
+              "| family | initial | second | fc |", "|---|---|---|---|"]
+    for family in families:
+        maps = [study.accuracy(f, "both", a, v, family) for f in ("initial", "second", "fc")]
+        lines.append(f"| {family} | " + " | ".join(f"{100 * m[i, j]:.1f} ({100 * m.mean():.1f})" for m in maps) + " |")
     return lines
 
 
@@ -152,12 +185,12 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     for j in judged:
         c, e = j.claim, j.evidence
         if j.verdict.startswith(UNUSED):
-            note, family = f" (the test alone: {e.verdict})", "-"
+            note, p_holm = f" (the test alone: {e.verdict})", "-"
         else:
             note = "" if j.verdict == e.verdict else f" ({e.verdict} before the correction across claims)"
-            family = f"{j.p_family:.3g}"
-        lines.append(f"| `{c.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
-                     f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {family} | **{j.verdict}**{note} |")
+            p_holm = f"{j.p_family:.3g}"
+        lines.append(f"| `{j.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
+                     f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {p_holm} | **{j.verdict}**{note} |")
     if study.modality_use is not None:
         use = study.modality_use
         lines += ["", "## Modality use", "",
@@ -167,11 +200,15 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
                   "| model | " + " | ".join(f"{p}: {c}" for p in POINTS for c in CONDITIONS) + " |",
                   "|---|" + "---|" * (len(POINTS) * len(CONDITIONS))]
         for spec, row in zip(study.specs, use.accuracy.reshape(len(use.names), -1)):
-            lines.append(f"| {spec.fusion} {spec.modalities} a={snr_label(spec.audio_snr)} v={snr_label(spec.visual_snr)} "
+            family = "" if spec.family == "masked" else f"{spec.family} "
+            lines.append(f"| {family}{spec.fusion} {spec.modalities} a={snr_label(spec.audio_snr)} v={snr_label(spec.visual_snr)} "
                          f"seed={spec.seed} | " + " | ".join(f"{100 * x:.1f}" for x in row) + " |")
         lines += balance_lines(study)
+    lines += family_lines(judged, study)
     lines += ["", "## Figures", ""]
-    for name in [f"fig{number}" for number in (3, 4, 5, 6, 7, 9, 10, 11, 12)] + ["modality_use"]:
+    names = [figure_name(number, family) for number in (3, 4, 5, 6, 7, 9, 10, 11, 12)
+             for family in (study.families if number in (3, 9, 10, 11, 12) else ["masked"])]
+    for name in names + ["modality_use"]:
         if (run_dir / "report" / f"{name}.png").exists():
             lines.append(f"![{name}](report/{name}.png)")
             lines.append("")

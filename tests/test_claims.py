@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from clstm_jax.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Evidence, judge, modality_check
+from clstm_jax.claims import (CLAIMS, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Evidence, judge, modality_check,
+                              scope_ids)
 from clstm_jax.config import load_config
 from clstm_jax.evaluate import Evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
@@ -20,8 +21,9 @@ class Synthetic:
     """A study of the real model list whose outcomes a test writes by hand; every model starts as the same
     random outcomes (identical models)."""
 
-    def __init__(self, examples=96, seeds=(0, 1, 2), seed=0, flat=False):
-        config = load_config(ROOT / "sweeps" / "study.toml", ["preset=tiny", f"study.seeds={list(seeds)}"])
+    def __init__(self, examples=96, seeds=(0, 1, 2), seed=0, flat=False, families=("masked",), scope="paper"):
+        config = load_config(ROOT / "sweeps" / "study.toml", ["preset=tiny", f"study.seeds={list(seeds)}",
+                                                              f"study.families={','.join(families)}", f"study.scope={scope}"])
         self.specs = study_models(config)
         self.rng = np.random.default_rng(seed)
         same = self.rng.random((1 if flat else 10, 1 if flat else 10, examples)) < 0.6  # flat: alike at every point
@@ -31,12 +33,12 @@ class Synthetic:
         swap = self.rng.random((len(seeds), examples)) < 0.6
         self.study = Study(self.evaluation, self.specs, (swap, swap.copy()))
 
-    def models(self, fusion, modalities, a, v):
-        return self.study.models(fusion, modalities, a, v)
+    def models(self, fusion, modalities, a, v, family="masked"):
+        return self.study.models(fusion, modalities, a, v, family)
 
-    def set(self, fusion, modalities, a, v, value, where=(Ellipsis,)):
+    def set(self, fusion, modalities, a, v, value, where=(Ellipsis,), family="masked"):
         """Outcomes of a configuration (every seed): True, False, or "random" (a fresh draw), at `where`."""
-        for m in self.models(fusion, modalities, a, v):
+        for m in self.models(fusion, modalities, a, v, family):
             block = self.evaluation.correct[m]
             block[where] = self.rng.random(block[where].shape) < 0.5 if value == "random" else value
 
@@ -235,3 +237,44 @@ def test_fusion_claims_wait_for_both_modalities():
     assert modality_check(s.study).verdict == f"{UNUSED}: audio and image unused"
     s.study.modality_use = None
     assert modality_check(s.study).verdict.startswith(UNUSED)
+
+
+def both_used(s: Synthetic) -> None:
+    """Modality use in which every swapped or zeroed input costs every model: the fusion claims are judged."""
+    use = np.zeros((len(s.specs), 2, len(CONDITIONS), s.evaluation.examples), bool)
+    use[:, :, 0] = True
+    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(s.evaluation.examples, int), 1)
+
+
+def test_each_family_judges_the_fusion_claims_on_its_own_late_models():
+    """Against the same initial models, masked late models that lose, width-matched ones that tie and A.2
+    ones that win give three verdicts; results.md says where the families agree and where they differ."""
+    from clstm_jax.study import family_lines
+
+    s = Synthetic(families=("masked", "matched", "a2"), scope="fusion")
+    assert s.study.families == ["masked", "matched", "a2"]
+    assert len(s.specs) == 3 * (1 + 3 * 2) + 2  # initial once per seed, second and fc per family, two unimodal
+    s.set("initial", "both", *FUSION_POINT, "random")
+    for late in LATE:
+        s.set(late, "both", *FUSION_POINT, False, family="masked")
+        s.set(late, "both", *FUSION_POINT, "random", family="a2")
+        for m, initial in zip(s.models(late, "both", *FUSION_POINT, "matched"), s.models("initial", "both", *FUSION_POINT)):
+            s.evaluation.correct[m] = s.evaluation.correct[initial]  # the same outcomes: ties
+    for m in s.models(late, "both", *FUSION_POINT, "a2"):
+        s.evaluation.correct[m] = True  # a2 fc right everywhere: ahead of initial
+    both_used(s)
+    ids = scope_ids("fusion")
+    assert ids == [c for c in CLAIMS if CLAIMS[c].fusion_point] and len(ids) == 6
+    judged = judge(s.study, 2.0, ids, ("masked", "matched", "a2"))
+    assert [j.id for j in judged][:3] == ["4.3-training-point", "4.3-training-point/matched", "4.3-training-point/a2"]
+    assert len(judged) == 4 * 3 + 2 and len({j.id for j in judged}) == len(judged)
+    verdict = {j.id: j.verdict for j in judged}
+    assert [verdict[f"4.3-training-point{f}"] for f in ("", "/matched", "/a2")] == [HOLDS, INCONCLUSIVE, FAILS]
+    # each family's evidence reads its own late models: the same claim on a study viewed as that family
+    for family in ("matched", "a2"):
+        alone = CLAIMS["4.3-majority"].judge(s.study.of_family(family), 2.0)
+        assert next(j for j in judged if j.id == f"4.3-majority/{family}").evidence == alone
+    lines = "\n".join(family_lines(judged, s.study))
+    assert "| `4.3-training-point` | holds | inconclusive | does not hold | differ |" in lines
+    assert "| `4.3-fc-never-worse` |" in lines and "**The families agree on" in lines
+    assert family_lines([j for j in judged if j.family == "masked"], Synthetic().study) == []  # one family: no section

@@ -68,6 +68,9 @@ def test_unknown_key_lists_the_valid_ones(experiment):
         ("features.normalization=zscore", r"features.normalization = 'zscore': expected one of none, max, standardize, utterance$"),
         ("features.compression=3", r"features.compression = 3: expected one of none, log1p, log$"),
         ("evaluate.point_examples=0", r"evaluate.point_examples = 0: expected a positive integer"),
+        ("study.families=[]", r"study.families = \[\]: expected a non-empty list of masked, matched, a2"),
+        ("study.families=streams", r"study.families = 'streams': expected one of masked, matched, a2"),
+        ("study.scope=all", r"study.scope = 'all': expected one of paper, fusion"),
     ],
 )
 def test_invalid_values_name_key_value_and_what_is_allowed(experiment, override, message):
@@ -113,7 +116,16 @@ def test_experiment_files_name_their_models_from_one_design():
     study = models["study"]
     assert len(study) == len(set(study)) == 42  # 3 fusions x 3 seeds + 3 x 4 appendix + 16 - 1 shared + 5 + 5
     assert sorted({m.seed for m in study if (m.audio_snr, m.visual_snr) == FUSION_POINT and m.modalities == "both"}) == [0, 1, 2]
-    for text in (sweeps / name for name in ("fusion.toml", "snr_grid.toml", "appendix_fusion.toml", "study.toml")):
+    three = sweep_models(load_config(sweeps / "study-families.toml"))  # the fusion scope, in three families
+    assert len(three) == len(set(three)) == 16 and {m.seed for m in three} == {0, 1}
+    assert {(m.family, m.fusion) for m in three if m.modalities == "both"} == {
+        ("masked", "initial"), *((f, late) for f in ("masked", "matched", "a2") for late in ("second", "fc"))}
+    assert {(m.audio_snr, m.visual_snr) for m in three} == {FUSION_POINT, (FUSION_POINT[0], math.inf),
+                                                            (math.inf, FUSION_POINT[1])}
+    with pytest.raises(ConfigError, match=r"sweep.family is set, but the study's families are study.families"):
+        load_config(sweeps / "study.toml", ["sweep.family=matched"])
+    for text in (sweeps / name for name in ("fusion.toml", "snr_grid.toml", "appendix_fusion.toml", "study.toml",
+                                            "study-families.toml")):
         assert "_snr" not in text.read_text().split("[sweep]")[-1]  # no SNR list written in a sweep file
 
 
@@ -142,7 +154,7 @@ def test_the_study_refuses_sweep_settings_because_its_models_are_fixed(tmp_path)
     from clstm_jax.study import run_study
 
     study = Path(__file__).resolve().parents[1] / "sweeps" / "study.toml"
-    with pytest.raises(ConfigError, match=r"sweep.seeds set, but the study's models are fixed .*study.seeds sets the seeds"):
+    with pytest.raises(ConfigError, match=r"sweep.seeds set, but the study's models are fixed .*study.seeds, study.families and study.scope"):
         run_study(load_config(study, ["preset=tiny", "sweep.seeds=[5]"]), tmp_path / "run")
     with pytest.raises(ConfigError, match=r"sweep.experiment set, but the study's models are fixed"):
         run_study(load_config(study.parent / "fusion.toml", ["preset=tiny"]), tmp_path / "run")

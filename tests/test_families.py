@@ -1,6 +1,8 @@
 """Several model families in one job: a paired sweep of one program per group, one checkpoint, exact
 resume, and every analysis (load_run, evaluate, modality use, inspect) over every family."""
 
+import csv
+
 import jax
 import numpy as np
 import pytest
@@ -97,6 +99,7 @@ def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run,
     from clstm_jax.evaluate import evaluate, evaluation_inputs
     from clstm_jax.inspection import inspect_model
     from clstm_jax.modality_use import measure
+    from clstm_jax.report import Study, draw_report, figure_name
     from clstm_jax.run import load_run
 
     run_dir, state, specs = mixed_run
@@ -119,6 +122,24 @@ def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run,
     n = run.config.evaluate.point_examples
     for m in range(len(specs)):
         np.testing.assert_array_equal(use.of(m, "clean", "matched"), evaluation.correct[m, orig, orig, :n])
+    # the stored rows and the report name each model's family; each family's Fig. 3 reads its own late models
+    evaluation.save(tmp_path / "eval", run.specs)
+    use.save(tmp_path / "eval", run.specs)
+    for name in ("accuracy.csv", "modality_use.csv"):
+        with open(tmp_path / "eval" / name) as f:
+            rows = list(csv.DictReader(f))
+        assert {(row["model"], row["family"]) for row in rows} == {(s.name, s.family) for s in specs}, name
+    study = Study(evaluation, run.specs, modality_use=use)
+    assert study.families == ["masked", "matched", "a2"]
+    lines = draw_report(run, study, str(data_dir), tmp_path / "report")
+    assert [line.split(":")[0] for line in lines if line.startswith("fig3")] == ["fig3", "fig3-matched", "fig3-a2"]
+    for family in ("masked", "matched", "a2"):
+        with open(tmp_path / "report" / f"{figure_name(3, family)}.csv") as f:
+            rows = list(csv.DictReader(f))
+        second = evaluation.accuracy[run.index(family=family, fusion="second")]
+        initial = evaluation.accuracy[run.index(fusion="initial")]
+        np.testing.assert_allclose([float(row["accuracy_second"]) for row in rows], second.ravel(), atol=1e-6)
+        np.testing.assert_allclose([float(row["accuracy_initial"]) for row in rows], initial.ravel(), atol=1e-6)
     a2_fc = run.index(family="a2", fusion="fc")
     png, csv_path = inspect_model(run, None, 0, tmp_path, str(data_dir), family="a2", fusion="fc")
     assert png.exists() and csv_path.name == f"model{a2_fc}-example0.csv"
