@@ -162,6 +162,10 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
         f"{len(evaluation.visual_snrs)} test-SNR grid. This invocation took {seconds / 60:.1f} min "
         "(a resumed study counts only its own part).", "",
     ]
+    if config.study.scope == "fusion" or config.study.families != ("masked",):
+        lines += [f"Late fusion in the families {', '.join(config.study.families)} (`study.families`); scope "
+                  f"**{config.study.scope}** (`study.scope`" + ("): only the fusion point's models trained, and only "
+                  "the claims they decide judged." if config.study.scope == "fusion" else ")."), ""]
     lines += [
         "**How to read the verdicts** (docs/study.md). The unit of inference is the test example nested in seed; "
         "grid points that share examples are never counted as independent draws. **holds**: the claim's test supports "
@@ -191,6 +195,7 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
             p_holm = f"{j.p_family:.3g}"
         lines.append(f"| `{j.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
                      f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {p_holm} | **{j.verdict}**{note} |")
+    lines += family_lines(judged, study)
     if study.modality_use is not None:
         use = study.modality_use
         lines += ["", "## Modality use", "",
@@ -204,7 +209,6 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
             lines.append(f"| {family}{spec.fusion} {spec.modalities} a={snr_label(spec.audio_snr)} v={snr_label(spec.visual_snr)} "
                          f"seed={spec.seed} | " + " | ".join(f"{100 * x:.1f}" for x in row) + " |")
         lines += balance_lines(study)
-    lines += family_lines(judged, study)
     lines += ["", "## Figures", ""]
     names = [figure_name(number, family) for number in (3, 4, 5, 6, 7, 9, 10, 11, 12)
              for family in (study.families if number in (3, 9, 10, 11, 12) else ["masked"])]
