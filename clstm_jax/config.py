@@ -318,10 +318,10 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.model_chunk = {train.model_chunk}: expected 0 (all models at once), a positive integer or 'auto'")
     if config.data.pad_length < 0:
         raise ConfigError(f"data.pad_length = {config.data.pad_length}: expected 0 (the longest recording) or a length")
-    for axis in ("family", "fusion", "modalities"):
-        if not getattr(sweep, axis):
-            allowed = choices(typing.get_type_hints(SweepConfig)[axis])
-            raise ConfigError(f"sweep.{axis} = []: expected a non-empty list of {', '.join(allowed)}")
+    for section, axis in (("sweep", "family"), ("sweep", "fusion"), ("sweep", "modalities"), ("study", "families")):
+        if not getattr(getattr(config, section), axis):
+            allowed = choices(typing.get_type_hints(SECTION_TYPES[section])[axis])
+            raise ConfigError(f"{section}.{axis} = []: expected a non-empty list of {', '.join(allowed)}")
     for axis in ("audio_snr", "visual_snr"):
         values = getattr(sweep, axis)
         if not values:
@@ -338,8 +338,6 @@ def validate(config: Config) -> None:
             if getattr(sweep, axis) != getattr(SweepConfig(), axis):
                 raise ConfigError(f"sweep.{axis} is set, but sweep.experiment = {sweep.experiment!r} fixes the models; "
                                   "set sweep.experiment = '' to sweep the axes instead")
-    if not config.study.families:
-        raise ConfigError(f"study.families = []: expected a non-empty list of {', '.join(choices(Family))}")
     if sweep.experiment == "study" and sweep.family != SweepConfig().family:
         raise ConfigError("sweep.family is set, but the study's families are study.families; set that instead")
     for key, families in (("sweep.family", sweep.family), ("study.families", config.study.families)):

@@ -20,7 +20,7 @@ from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTE
                               modality_check, scope_ids)
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
-from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, study_models
+from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report, figure_name
@@ -130,7 +130,7 @@ def family_lines(judged: list[Judged], study: Study) -> list[str]:
               "100-point grid; mean over seeds. Initial fusion is one model in every family.", "",
               "| family | initial | second | fc |", "|---|---|---|---|"]
     for family in families:
-        maps = [study.accuracy(f, "both", a, v, family) for f in ("initial", "second", "fc")]
+        maps = [study.accuracy(f, "both", a, v, family) for f in ("initial", *LATE)]
         lines.append(f"| {family} | " + " | ".join(f"{100 * m[i, j]:.1f} ({100 * m.mean():.1f})" for m in maps) + " |")
     return lines
 
