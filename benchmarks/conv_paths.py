@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clstm_jax import compiler
 from clstm_jax.masks import make_masks
 from clstm_jax.model import ModelConfig, init
 from clstm_jax.train import make_optimizer, train_step
@@ -45,7 +46,7 @@ def time_step(channels: int, frames: int, models: int, conv: str = "auto", remat
         params, opt_state, masks, image, spectrogram, labels = jax.tree.map(
             lambda x: x[0], (params, opt_state, masks, image, spectrogram, labels)
         )
-    step = jax.jit(one_step if models == 1 else jax.vmap(one_step), donate_argnums=(0, 1))
+    step = compiler.jit(one_step if models == 1 else jax.vmap(one_step), donate_argnums=(0, 1))
     step = step.lower(params, opt_state, masks, image, spectrogram, labels).compile()
     temp_mb = step.memory_analysis().temp_size_in_bytes / 2**20
     params, opt_state, loss = step(params, opt_state, masks, image, spectrogram, labels)  # warm-up

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clstm_jax import compiler
 from clstm_jax.masks import make_masks
 from clstm_jax.model import ModelConfig, apply, init
 from clstm_jax.multi_model import over_models
@@ -102,11 +103,11 @@ def project_program(channels: int, frames: int, models: int, mode: str, chunk: i
         one = lambda p, o, m, x, s: train_step(p, o, m, x, s, labels, cfg, optimizer)
         fn = lambda p, o, m, x, s: over_models(one, (p, o, m, x, s), chunk)
         args = (params, jax.vmap(optimizer.init)(params), masks, image, spectrogram)
-        step = jax.jit(fn, donate_argnums=(0, 1))
+        step = compiler.jit(fn, donate_argnums=(0, 1))
     else:
         fn = lambda p, m, x, s: over_models(partial(apply, cfg=cfg), (p, m, x, s), chunk)
         args = (params, masks, image, spectrogram)
-        step = jax.jit(fn)
+        step = compiler.jit(fn)
     return step.lower(*args).compile(), list(args)
 
 

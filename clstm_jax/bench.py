@@ -14,6 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from clstm_jax import compiler
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
 from clstm_jax.multi_model import MODEL_AXIS, shard_state
@@ -43,7 +44,7 @@ def new_program(config: Config, specs: list[ModelSpec]) -> list:
 
 def compile_step(config: Config, program: list, train):
     """The sweep step compiled for a program's shapes (its state is donated at each call)."""
-    return jax.jit(partial(sweep_step, config=config), donate_argnums=0).lower(program[0], train, program[1]).compile()
+    return compiler.jit(partial(sweep_step, config=config), donate_argnums=0).lower(program[0], train, program[1]).compile()
 
 
 def measure(config: Config, n_models: int, vmapped: bool, steps: int, train, family: str = "masked") -> dict:

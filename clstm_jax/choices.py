@@ -15,7 +15,7 @@ from typing import Literal
 Window = Literal["hann", "rect"]
 Compression = Literal["none", "log1p", "log"]
 Normalization = Literal["none", "max", "standardize", "utterance"]
-Conv = Literal["auto", "lax", "shifted"]
+Conv = Literal["auto", "lax", "shifted", "hybrid"]
 ComputeDtype = Literal["float32", "bfloat16"]
 MatmulPrecision = Literal["default", "high", "highest"]
 LengthUnit = Literal["examples", "batches"]

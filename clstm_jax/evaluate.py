@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import memory
+from clstm_jax import compiler, memory
 from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_value
 from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
@@ -211,7 +211,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         grid, example = items // n, items % n
         return image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V]
 
-    program = lambda model_chunk: jax.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
+    program = lambda model_chunk: compiler.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
                                                   model_chunk=model_chunk, groups=len(mesh.devices)))
     model_chunk, batch, step = memory.fit_evaluation(
         run.config, max(sizes(run.params).values()) // len(mesh.devices), total,

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from clstm_jax import memory
+from clstm_jax import compiler, memory
 from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
@@ -119,7 +119,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
                                           model_chunk) for group in params})
 
     masks = {group: m.masks for group, m in run.models.items()}
-    program = lambda model_chunk: jax.jit(partial(right_all, model_chunk=model_chunk))
+    program = lambda model_chunk: compiler.jit(partial(right_all, model_chunk=model_chunk))
     correct, right = [], None
     n = cfg.evaluate.point_examples
     with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,

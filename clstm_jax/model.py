@@ -17,6 +17,8 @@ projection) are computed once, outside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -24,10 +26,10 @@ from jax import lax
 from clstm_jax.choices import ComputeDtype, Conv, MatmulPrecision, check_fields
 from clstm_jax.masks import Masks
 
-# What `conv = "auto"` picks per backend, from benchmarks/conv_paths.py (docs/performance.md).
-# Measured on CPU only; elsewhere "shifted" too, because vmapping lax.conv over
-# per-model kernels becomes a grouped convolution, and sweeps are vmapped.
-AUTO_CONV = {"cpu": "shifted"}
+# What `conv = "auto"` picks per backend, from benchmarks/peer.py and conv_paths.py (docs/performance.md).
+# Measured on CPU only; elsewhere "shifted", because vmapping lax.conv over per-model kernels becomes a
+# grouped convolution, and sweeps are vmapped.
+AUTO_CONV = {"cpu": "hybrid"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,9 @@ class ModelConfig:
     dense: int = 128  # width of the dense ReLU layer
     classes: int = 10  # output classes
     forget_bias: float = 1.0  # initial bias of the forget gate (keeps the cell open early in training)
-    conv: Conv = "auto"  # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "auto" (per backend)
+    # 3x3 convolution: "lax" (lax.conv), "shifted" (9 shifted copies + one matmul), "hybrid" (lax.conv forward,
+    # the shifted path's backward), "auto" (per backend)
+    conv: Conv = "auto"
     remat: bool = False  # rematerialise each scan step in the backward pass (less memory, ~1/3 more compute)
     # dtype of every matmul's and convolution's inputs; products accumulate in float32, and the cell state,
     # the gates' nonlinearities, the logits and the loss stay float32 (docs/model.md, "Precision")
@@ -149,9 +153,31 @@ def conv3x3_shifted(x: jax.Array, kernel: jax.Array, cfg: ModelConfig) -> jax.Ar
     return matmul(patches, kernel.reshape(9 * C_in, -1), cfg)  # (B, H, W, Cout)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3_hybrid(x: jax.Array, kernel: jax.Array, cfg: ModelConfig) -> jax.Array:
+    """The convolution of `lax.conv` forward and of the shifted path backward (a custom VJP).
+
+    XLA:CPU runs lax.conv's forward pass 1.5-3x faster than the 9-copy matmul, but differentiates it inside
+    the scan 10x slower (docs/performance.md). The backward pass here is the shifted path's, recomputed
+    from x: the patches are built again rather than kept, so the forward pass stores only x.
+    """
+    return conv3x3_lax(x, kernel, cfg)
+
+
+def _hybrid_forward(x, kernel, cfg):
+    return conv3x3_lax(x, kernel, cfg), (x, kernel)
+
+
+def _hybrid_backward(cfg, residuals, dz):
+    return jax.vjp(lambda x, kernel: conv3x3_shifted(x, kernel, cfg), *residuals)[1](dz)
+
+
+conv3x3_hybrid.defvjp(_hybrid_forward, _hybrid_backward)
+
+
 def conv3x3(x: jax.Array, kernel: jax.Array, cfg: ModelConfig) -> jax.Array:
     """The 3x3 'same' convolution on the path cfg selects (`conv`, "auto" resolved per backend)."""
-    return {"lax": conv3x3_lax, "shifted": conv3x3_shifted}[cfg.conv_path()](x, kernel, cfg)
+    return {"lax": conv3x3_lax, "shifted": conv3x3_shifted, "hybrid": conv3x3_hybrid}[cfg.conv_path()](x, kernel, cfg)
 
 
 def max_pool2(x: jax.Array) -> jax.Array:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from clstm_jax import families, memory
+from clstm_jax import compiler, families, memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.evaluate import chunk_correct, test_examples
 from clstm_jax.modality_use import CONDITIONS, POINTS
@@ -72,14 +72,14 @@ def program(name: str, config: Config, specs: list[ModelSpec], data) -> tuple:
     groups = len(mesh.devices)
     if name == "train step":
         train = jax.device_put(cut(split_arrays(data.splits["train"], stats), config.data.pad_length), replicated)
-        step = jax.jit(partial(sweep_step, config=config, groups=groups), donate_argnums=0)
+        step = compiler.jit(partial(sweep_step, config=config, groups=groups), donate_argnums=0)
         return step, (shard_state(initial_state(config, params), mesh), train, jax.device_put(models, per_model))
     test = jax.device_put(cut(split_arrays(data.splits["test"], stats), config.data.pad_length), replicated)
     n = config.evaluate.batch
     image_idx, audio_idx, labels = test_examples(split_arrays(data.splits["test"]).table, n, config.evaluate.seed)
     snr = np.full(n, 0.5, np.float32)
     items = (image_idx, audio_idx, np.arange(n), labels, snr, snr)
-    chunk = jax.jit(partial(chunk_correct, features=config.features, model=config.model,
+    chunk = compiler.jit(partial(chunk_correct, features=config.features, model=config.model,
                             model_chunk=config.train.model_chunk, groups=groups))
     masks = {group: m.masks for group, m in models.items()}
     return chunk, (jax.device_put(params, per_model), jax.device_put(masks, per_model), test, items,

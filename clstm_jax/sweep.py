@@ -20,7 +20,7 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint, distributed, families, memory
+from clstm_jax import checkpoint, compiler, distributed, families, memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
@@ -101,12 +101,12 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         files.metrics.unlink()
 
     groups = len(mesh.devices)
-    step_program = lambda cfg: jax.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
+    step_program = lambda cfg: compiler.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
     config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
                                           lambda cfg: step_program(cfg).lower(state, train, models).compile(),
                                           log=print if primary else lambda _: None)
     step_fn = step_fn or step_program(config)  # "auto" compiled it already
-    count_fn = jax.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
+    count_fn = compiler.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
     best_fn = jax.jit(keep_best, donate_argnums=0)
     total = config.train.steps
     start = int(state["step"])
