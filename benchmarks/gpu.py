@@ -93,7 +93,7 @@ def step_table(size: dict, cells: list[tuple[str, int, dict]]) -> str:
 
 
 def part_conv(size: dict, data_dir: str) -> str:
-    return step_table(size, [(f"conv {conv}", m, {"conv": conv}) for m in size["models"] for conv in ("lax", "shifted")])
+    return step_table(size, [(f"conv {conv}", m, {"conv": conv}) for m in size["models"] for conv in ("lax", "shifted", "hybrid")])
 
 
 def part_dtype(size: dict, data_dir: str) -> str:
