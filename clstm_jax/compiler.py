@@ -1,9 +1,10 @@
 """How the project's programs are compiled: `jit` is `jax.jit` with the project's XLA options.
 
 On CPU, JAX 0.10's XLA hands dots and convolutions to YNNPACK fusions by
-default. On this model XLA's own (Eigen) kernels are faster: `lax.conv`'s
-forward pass 1.1-1.2x, its input gradient 1.6x at C = 64, and the matmul of
-the input gradient on the shifted path 1.4x (docs/performance.md, issue 13).
+default. On this model XLA's own (Eigen) kernels are faster: at C = 64,
+`lax.conv`'s forward pass 1.3x, its input gradient 2.2x, its kernel gradient
+3.2x, the shifted path's input gradient 1.5x (benchmarks/conv_pieces.py,
+docs/performance.md).
 So every program the project compiles on CPU turns them off
 (`xla_cpu_experimental_ynn_fusion_type` empty). The values do not change beyond
 float32 rounding (tests/test_compiler.py). An XLA that does not know the option

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 
-from clstm_jax import checkpoint
+from clstm_jax import checkpoint, compiler
 from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
 from clstm_jax.families import apply, by_group, group_of
@@ -17,7 +18,13 @@ from clstm_jax.run_dir import RunFiles
 from clstm_jax.stacking import group_states, init_params, initial_state, model_constants, Models
 
 SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed", "family")
-apply_jit = jax.jit(apply, static_argnums=4)  # one compilation per input shape, shared by every RunModel
+
+
+@functools.cache
+def apply_program():
+    """`apply` jitted with the project's compiler options, shared by every RunModel (one compilation per input
+    shape). Built at first use, not at import: the options depend on the backend, chosen by then."""
+    return compiler.jit(apply, static_argnums=4)
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ class RunModel:
 
     def logits(self, image: jax.Array, spectrogram: jax.Array) -> jax.Array:
         """(B, 28, 28) images and (B, frames, bins) spectrograms -> per-step logits (B, frames, 10)."""
-        return apply_jit(self.params, self.masks, image, spectrogram, self.config.model)
+        return apply_program()(self.params, self.masks, image, spectrogram, self.config.model)
 
 
 @dataclass(frozen=True)
