@@ -208,9 +208,17 @@ def report(args: argparse.Namespace) -> int:
 
     out = check_writable(Path(args.out) if args.out else Path(args.run_dir) / "report")
     run = load_run(args.run_dir)
-    for line in draw_report(run, Study.of(run), args.data_dir, out):
-        print(line)
-    print(f"figures and their numbers in {out}")
+    study = Study.of(run)
+    for line in draw_report(run, study, args.data_dir, out):
+        if not args.json:
+            print(line)
+    if args.json:  # the claims as well, judged on the stored evaluation: claims.json beside the figures
+        from clstm_jax.study import CLAIMS_FILE, judge_run, write_claims
+
+        write_claims(out / CLAIMS_FILE, judge_run(run, study, args.data_dir))
+        print((out / CLAIMS_FILE).read_text(), end="")
+    else:
+        print(f"figures and their numbers in {out}")
     return 0
 
 
@@ -220,8 +228,44 @@ def study(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     check_writable(args.out)
-    path = run_study(config, args.out, data_dir=args.data_dir, progress=not args.quiet)
-    print(f"done: {path}")
+    path = run_study(config, args.out, data_dir=args.data_dir, progress=not args.quiet,
+                     log=(lambda line: print(line, file=sys.stderr)) if args.json else print)
+    if args.json:
+        from clstm_jax.study import CLAIMS_FILE
+
+        print((path.parent / CLAIMS_FILE).read_text(), end="")
+    else:
+        print(f"done: {path}")
+    return 0
+
+
+def power(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clstm_jax.config import load_config
+    from clstm_jax.power import judge_stored, plan, plan_text, step_seconds, stored_study
+    from clstm_jax.run import read_config
+
+    run_dir = Path(args.run_dir)
+    if args.config:
+        config = load_config(args.config, args.set)
+    elif (run_dir / "config.json").exists():
+        config = read_config(run_dir)
+    else:
+        raise ConfigError(f"{run_dir}: no config.json; give the config it was run with (--config TOML [--set ...])")
+    if any(t <= 0 for t in args.mde):
+        raise ConfigError(f"--mde {' '.join(f'{t:g}' for t in args.mde)}: each target must be a positive number of "
+                          "accuracy points")
+    study = stored_study(run_dir)
+    seconds = step_seconds(run_dir)
+    rows = plan(judge_stored(study, config), args.mde, len(study.specs), config.train.steps, config.train.batch_size,
+                study.evaluation.audio_snrs.size * study.evaluation.visual_snrs.size, seconds,
+                study.evaluation.item_seconds)
+    if args.json:
+        print(json.dumps({"run": str(run_dir), "seconds_per_step": seconds,
+                          "evaluation_seconds_per_item": study.evaluation.item_seconds, "claims": rows}, indent=2))
+    else:
+        print("\n".join(plan_text(rows, seconds is not None)))
     return 0
 
 
@@ -308,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUN", help="an evaluated run directory")
     rep.add_argument("--out", help="output folder (default: RUN/report); a read-only run can be reported elsewhere")
     rep.add_argument("--data-dir", help=data_dir_help)
+    rep.add_argument("--json", action="store_true", help="judge the claims too: write claims.json beside the figures "
+                     "and print it instead of the figure lines")
     rep.set_defaults(run=report)
 
     pla = commands.add_parser("plan", help="price a sweep or study (FLOPs, memory per device, time) without training")
@@ -325,7 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
     stu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     stu.add_argument("--data-dir", help=data_dir_help)
     stu.add_argument("--quiet", action="store_true", help="no progress bars")
+    stu.add_argument("--json", action="store_true", help="print claims.json (every verdict) on stdout; progress on stderr")
     stu.set_defaults(run=study)
+
+    pow_ = commands.add_parser("power", help="each claim's variance components, and the seeds and test pairs a "
+                               "target detectable effect needs (from a run's stored outcomes)")
+    pow_.add_argument("run_dir", metavar="RUN", help="an evaluated run directory (its eval/ is enough)")
+    pow_.add_argument("--mde", type=float, nargs="+", default=[1.0, 2.0, 3.0],
+                      help="target minimum detectable effects, in accuracy points (default: 1 2 3)")
+    pow_.add_argument("--json", action="store_true", help="print one JSON object")
+    pow_.add_argument("--config", help="the config the run was made with, when RUN has no config.json")
+    pow_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a --config value")
+    pow_.set_defaults(run=power)
 
     speed = commands.add_parser("bench", help="training throughput: models vmapped in one program vs one after another")
     speed.add_argument("--preset", default="cpu", help="size preset from sweeps/ (default: cpu)")

@@ -390,6 +390,14 @@ class ModelSpec:
         if self.fusion == "initial":
             object.__setattr__(self, "family", "masked")
 
+    @classmethod
+    def from_name(cls, name: str) -> "ModelSpec":
+        """The spec a `name` was made from (runs whose models.json is not at hand: stored evaluations)."""
+        fields = dict(part.split("=", 1) for part in name.split(","))
+        snr = lambda key: snr_value(key, fields[key] if fields[key] == "orig" else float(fields[key]))
+        return cls(fields["fusion"], fields["modalities"], snr("a"), snr("v"),
+                   int(fields["seed"]), fields.get("family", "masked"))
+
     @property
     def name(self) -> str:
         family = "" if self.family == "masked" else f"family={self.family},"  # masked models keep their names

@@ -14,6 +14,7 @@ devices) on the same inputs.
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -54,6 +55,7 @@ class Evaluation:
     labels: np.ndarray
     mode: str  # "subset" or "full"
     step: int  # training step of the evaluated checkpoint
+    item_seconds: float | None = None  # measured seconds per item (all models), compilation excluded: plans a study
 
     @property
     def counts(self) -> np.ndarray:
@@ -83,6 +85,7 @@ class Evaluation:
             tmp, names=np.array(self.names), audio_snrs=self.audio_snrs, visual_snrs=self.visual_snrs,
             accuracy=self.accuracy, correct=self.counts, examples=self.examples, ci_low=low, ci_high=high,
             correct_bits=np.packbits(self.correct, axis=-1), labels=self.labels, mode=self.mode, step=self.step,
+            **({"item_seconds": self.item_seconds} if self.item_seconds is not None else {}),
         )
         tmp.replace(directory / "accuracy.npz")
         with open(directory / "accuracy.tmp.csv", "w", newline="") as f:
@@ -113,7 +116,7 @@ def load_evaluation(run_dir: str | Path) -> Evaluation:
         n = int(z["examples"])
         correct = np.unpackbits(z["correct_bits"], axis=-1, count=n).astype(bool)
         return Evaluation(tuple(z["names"].tolist()), z["audio_snrs"], z["visual_snrs"], correct, z["labels"],
-                          str(z["mode"]), int(z["step"]))
+                          str(z["mode"]), int(z["step"]), float(z["item_seconds"]) if "item_seconds" in z else None)
 
 
 def all_pairs(table: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,15 +226,19 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",
               disable=not progress, dynamic_ncols=True) as bar:
         bar.set_postfix_str("compiling (the first chunk also compiles the program)")
+        timed_items, timed_seconds = 0, 0.0
         for start in range(0, total, batch):
+            began = time.perf_counter()
             result = np.asarray(step(params, masks, test, items_at(start, batch), root))
+            if start > 0:  # the first chunk also compiles
+                timed_items, timed_seconds = timed_items + batch, timed_seconds + time.perf_counter() - began
             stop = min(start + batch, total)
             correct[:, start:stop] = result[:, : stop - start]
             bar.update(stop - start)
             if start == 0:
                 bar.set_postfix_str(f"{M} models per item")  # compiled: the rate and ETA are the program's own
     return Evaluation(tuple(run.names), snrs, snrs, correct.reshape(M, A, V, n), labels,
-                      "full" if full else "subset", run.step)
+                      "full" if full else "subset", run.step, timed_seconds / timed_items if timed_items else None)
 
 
 def other_digit(labels: np.ndarray) -> np.ndarray:

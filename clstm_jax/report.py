@@ -22,7 +22,7 @@ from clstm_jax.config import snr_label
 from clstm_jax.evaluate import Evaluation, load_evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, UNIMODAL, unimodal_pair
 from clstm_jax.run import Run
-from clstm_jax.stats import ALPHA, holm, paired_difference, wilson_interval
+from clstm_jax.stats import ALPHA, holm, point_tests, wilson_interval
 
 REPORT_DIR = "report"
 
@@ -89,9 +89,8 @@ class Study:
         initial = self.correct("initial", "both", a, v)
         out = {"accuracy": {f: self.accuracy(f, "both", a, v) for f in ("initial", *LATE)}}
         for late in LATE:
-            test = paired_difference(self.correct(late, "both", a, v), initial, axes=(0, 3))
-            test["p_holm"] = holm(test["p"])
-            out[late] = test
+            test = point_tests(self.correct(late, "both", a, v), initial)  # seed-level with 2 or more seeds
+            out[late] = {"difference": test["mean"], "p": test["p"], "p_holm": holm(test["p"])}
         return out
 
     @classmethod
@@ -146,8 +145,8 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
     axes[1, 0].axis("off")
     axes[1, 0].text(0.05, 0.5, f"Trained at audio SNR {snr_label(a)}, visual SNR {snr_label(v)}\n"
                     f"(outlined); {seeds} seed(s) per fusion depth,\n{study.evaluation.examples} shared test pairs "
-                    "per grid point.\nStars: McNemar exact test on paired\n(example, seed) outcomes, Holm over\n"
-                    f"the {len(labels) ** 2} grid points, 5% level.", fontsize=8,
+                    "per grid point.\nStars: " + ("t-test across seeds of the\nper-seed differences" if seeds > 1 else
+                    "McNemar exact test on the\npaired examples (one seed)") + f", Holm over\nthe {len(labels) ** 2} grid points, 5% level.", fontsize=8,
                     va="center")
     family = "" if study.family == "masked" else f" (late fusion: the {study.family} family)"
     fig.suptitle(f"Fig. {number}: initial vs second vs fc fusion{family}", fontsize=11)

@@ -10,14 +10,14 @@ checkpoint, and a finished evaluation is not redone.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from clstm_jax.claims import (ARRIVAL_SCENARIO, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Judged, judge,
-                              modality_check, scope_ids)
+from clstm_jax.claims import ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
 from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
@@ -59,12 +59,30 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     study = Study(evaluation, run.specs, modality_use=use)
     for line in draw_report(run, study, data_dir):
         log(f"study: report {line}")
-    study.audio_swap = audio_swap_outcomes(study, run, data_dir)
-    judged = judge(study, config.study.margin, scope_ids(config.study.scope), config.study.families)
+    judged = judge_run(run, study, data_dir)
+    write_claims(run_dir / CLAIMS_FILE, judged)
     path = run_dir / "results.md"
     path.write_text(results_markdown(config, judged, study, run_dir, time.perf_counter() - started))
-    log(f"study: {len(judged)} claims judged -> {path}")
+    log(f"study: {len(judged)} claims judged -> {path} and {run_dir / CLAIMS_FILE}")
     return path
+
+
+CLAIMS_FILE = "claims.json"
+
+
+def write_claims(path: Path, judged: list[Judged]) -> None:
+    """claims.json: every judged claim's machine-readable record (`Judged.record`), written atomically."""
+    tmp = path.with_suffix(".tmp.json")
+    tmp.write_text(json.dumps([j.record() for j in judged], indent=2) + "\n")
+    tmp.replace(path)
+
+
+def judge_run(run: Run, study: Study, data_dir: str | None) -> list[Judged]:
+    """The claims of the run's `study.scope`, judged with its `study.margin` and `study.families` (Fig. 7's
+    audio swap, which claim 4.6 reads, measured on the run's models)."""
+    study.audio_swap = audio_swap_outcomes(study, run, data_dir)
+    config = run.config.study
+    return judge(study, config.margin, scope_ids(config.scope), config.families)
 
 
 def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +167,7 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     evaluation = study.evaluation
     seeds = len(study.models("initial", "both", *FUSION_POINT))
     floor = 2 * 0.5 ** (evaluation.examples * seeds)
-    counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED)}
+    counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in VERDICTS}
     check = modality_check(study)
     lines = [f"# Study results ({config.preset or 'custom'} preset)", ""]
     if config.preset == "tiny":
@@ -167,24 +185,28 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
                   f"**{config.study.scope}** (`study.scope`" + ("): only the fusion point's models trained, and only "
                   "the claims they decide judged." if config.study.scope == "fusion" else ")."), ""]
     lines += [
-        "**How to read the verdicts** (docs/study.md). The unit of inference is the test example nested in seed; "
-        "grid points that share examples are never counted as independent draws. **holds**: the claim's test supports "
-        "it at 5%; **does not hold**: the test finds the opposite; **inconclusive**: neither; **not testable at this "
-        "power**: an \"always at least as good\" claim whose intervals cannot exclude a loss of "
-        f"{config.study.margin:g} points (`study.margin`) even if the models were equal. A holds or does not hold "
-        f"stands only if its p-value, Holm-adjusted across the {len(judged)} claims, is below 5%. "
-        f"\"detectable\" is the difference the deciding test finds with 80% power. With {evaluation.examples} "
-        f"examples x {seeds} seed(s), no paired test can give p below 2 x 0.5^{evaluation.examples * seeds} = "
-        f"{floor:.2g}; modality use and Fig. 7's audio swap read the first {config.evaluate.point_examples} pairs "
-        "of the same draw (`evaluate.point_examples`).", "",
+        "**How to read the verdicts** (docs/study.md). A claim about an architecture is a claim about training "
+        "runs: with two or more seeds the replicate is the training seed (a t-test across seeds of each seed's mean "
+        "paired difference, examples nested in it), and the verdict is about the architecture; with one seed it is "
+        "about the networks measured and says so (**holds for these networks, 1 seed**), and a claim those networks "
+        "do not decide reads **too few seeds**. Grid points that share examples are never counted as independent "
+        "draws. **holds**: the claim's test supports it at 5%; **does not hold**: the test finds the opposite; "
+        "**inconclusive**: neither; **not testable at this power**: an \"always at least as good\" claim whose "
+        f"intervals cannot exclude a loss of {config.study.margin:g} points (`study.margin`) even if the models "
+        f"were equal. A holds or does not hold stands only if its p-value, Holm-adjusted across the {len(judged)} "
+        "claims, is below 5%. \"detectable\" is the difference the deciding test finds with 80% power, the seed "
+        f"variance in it (`clstm-jax power` plans a study from it). With {evaluation.examples} examples x {seeds} "
+        f"seed(s), no paired test can give p below 2 x 0.5^{evaluation.examples * seeds} = {floor:.2g}; modality use "
+        f"and Fig. 7's audio swap read the first {config.evaluate.point_examples} pairs of the same draw "
+        "(`evaluate.point_examples`). Every verdict is also in `claims.json`.", "",
         f"**Both modalities at work?** {check.measured}: "
         + ("both are used, so the fusion claims are judged." if check.verdict == HOLDS else
            f"**{check.verdict}**, so the fusion claims are not judged (SPEC 8b).") + " Per model: "
         "[Modality use](#modality-use).", "",
         f"Verdicts: {', '.join(f'{n} {v}' for v, n in counts.items())}.", "",
         "| id | section | the paper says | judged on | measured | test | units | detectable (80% power) | p | "
-        "p, Holm across claims | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "p, Holm across claims | about | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for j in judged:
         c, e = j.claim, j.evidence
@@ -194,7 +216,8 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
             note = "" if j.verdict == e.verdict else f" ({e.verdict} before the correction across claims)"
             p_holm = f"{j.p_family:.3g}"
         lines.append(f"| `{j.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
-                     f"| {100 * e.detectable:.1f} points | {e.p:.3g} | {p_holm} | **{j.verdict}**{note} |")
+                     f"| {100 * e.detectable:.1f} points ({e.seeds} seed{'s' if e.seeds > 1 else ''}) | {e.p:.3g} | "
+                     f"{p_holm} | {e.about} | **{j.verdict}**{note} |")
     lines += family_lines(judged, study)
     if study.modality_use is not None:
         use = study.modality_use

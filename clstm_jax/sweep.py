@@ -12,11 +12,13 @@ model's noise at its own SNRs (the keys: clstm_jax/keys.py).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import jax
+import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
@@ -115,19 +117,23 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     try:
         with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
                   dynamic_ncols=True) as bar:
-            steps_since = 0
+            steps_since, step_times = 0, []
             bar.set_postfix_str("compiling (the first step also compiles the program)")
             for step in range(start, total):
+                began = time.perf_counter()
                 state = step_fn(state, train, models)
                 state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true
+                if step > start:  # the first step of a process also compiles
+                    step_times.append(time.perf_counter() - began)
                 steps_since += 1
                 done = step + 1
                 bar.update(1)
                 bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
                                     f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
                 if done % config.train.validate_every == 0 or done == total:
-                    state = validate(state, models, validation, train.stats, count_fn, best_fn, config, names, steps_since, files, bar)
-                    steps_since = 0
+                    state = validate(state, models, validation, train.stats, count_fn, best_fn, config, names, steps_since, files, bar,
+                                     float(np.median(step_times)) if step_times else None)
+                    steps_since, step_times = 0, []
                 if done % config.train.checkpoint_every == 0 or done == total:
                     checkpoint.save(mngr, done, state)
     except KeyboardInterrupt:

@@ -64,8 +64,10 @@ def keep_best(state: dict, accuracy: jax.Array) -> dict:
     return {**state, **new}
 
 
-def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar) -> dict:
-    """Validation accuracy per model; keep each model's best state; one metrics line and one progress line."""
+def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar,
+             step_seconds: float | None = None) -> dict:
+    """Validation accuracy per model; keep each model's best state; one metrics line (with the median seconds
+    of a training step since the last one, which `clstm-jax power` prices a study with) and one progress line."""
     n = validation[0].shape[0]
     chunk = config.train.batch_size * 4
     params = {group: gs["params"] for group, gs in group_states(state).items()}
@@ -82,7 +84,8 @@ def validate(state, models, validation, stats, count_fn, best_fn, config, names,
     state = best_fn(state, accuracy)
     accuracy = distributed.to_host(accuracy)  # a collective: every process takes part
     if distributed.is_primary():
-        record = {"step": step, "loss": dict(zip(names, loss.tolist())), "validation_accuracy": dict(zip(names, accuracy.tolist()))}
+        record = {"step": step, "loss": dict(zip(names, loss.tolist())), "validation_accuracy": dict(zip(names, accuracy.tolist())),
+                  **({"step_seconds": step_seconds} if step_seconds is not None else {})}
         with open(files.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
         best, worst = int(np.argmax(accuracy)), int(np.argmin(accuracy))

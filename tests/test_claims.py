@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from clstm_jax.claims import (CLAIMS, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, UNUSED, Evidence, judge, modality_check,
-                              scope_ids)
+from clstm_jax.claims import (CLAIMS, FAILS, FOR_NETWORKS, HOLDS, INCONCLUSIVE, TOO_FEW, UNTESTABLE, UNUSED, Evidence, judge,
+                              modality_check, qualify, scope_ids)
 from clstm_jax.config import load_config
 from clstm_jax.evaluate import Evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
@@ -194,7 +194,7 @@ def test_both_contribute_and_audio_arrives_reach_every_verdict():
 def test_the_correction_across_claims_can_turn_a_verdict(monkeypatch):
     registry = {}
     for k, p in enumerate((0.01, 0.03, 0.04)):
-        evidence = Evidence("m", "t", HOLDS, p, "u", 0.1)
+        evidence = Evidence("m", "t", HOLDS, p, "u", 0.1, seeds=3)
         registry[f"c{k}"] = type(CLAIMS["4.6-audio-arrives"])(f"c{k}", "x", "s", "r", lambda study, margin, e=evidence: e,
                                                               False)
     monkeypatch.setattr("clstm_jax.claims.CLAIMS", registry)
@@ -215,7 +215,7 @@ def test_every_claim_quotes_the_paper(data_dir):
 def test_fusion_claims_wait_for_both_modalities():
     """The precondition on both sides: mismatching either input must cost the initial-fusion model a
     significant drop at the fusion point, or every fusion claim reads "not testable at this size"."""
-    s = Synthetic()
+    s = Synthetic(seeds=range(5))  # 5 seeds: a t-test on 4 df, whose p survives Holm over every claim
     fusion_point(s, True)  # initial fusion ahead: the fusion claims would hold
     use = np.zeros((len(s.specs), 2, len(CONDITIONS), 96), bool)
     use[:, :, 0] = True  # matched right, every swapped or zeroed input wrong: both modalities used
@@ -231,7 +231,7 @@ def test_fusion_claims_wait_for_both_modalities():
             assert j.verdict == f"{UNUSED}: audio unused" and np.isnan(j.p_family), claim_id
         else:
             assert not j.verdict.startswith(UNUSED) and 0 <= j.p_family <= 1, claim_id
-    assert {"4.4-easier-points", "4.5-unimodal-noise-cost", "4.5-audio-cost-larger"} == {
+    assert {"4.4-easier-points", "4.5-unimodal-noise-cost", "4.5-audio-cost-larger", "4.5-comparable"} == {
         c for c in CLAIMS if not CLAIMS[c].fusion}
     use[:, :, CONDITIONS.index("image mismatched")] = True
     assert modality_check(s.study).verdict == f"{UNUSED}: audio and image unused"
@@ -251,9 +251,9 @@ def test_each_family_judges_the_fusion_claims_on_its_own_late_models():
     ones that win give three verdicts; results.md says where the families agree and where they differ."""
     from clstm_jax.study import family_lines
 
-    s = Synthetic(families=("masked", "matched", "a2"), scope="fusion")
+    s = Synthetic(families=("masked", "matched", "a2"), scope="fusion", seeds=range(5))
     assert s.study.families == ["masked", "matched", "a2"]
-    assert len(s.specs) == 3 * (1 + 3 * 2) + 2  # initial once per seed, second and fc per family, two unimodal
+    assert len(s.specs) == 5 * (1 + 3 * 2) + 2  # initial once per seed, second and fc per family, two unimodal
     s.set("initial", "both", *FUSION_POINT, "random")
     for late in LATE:
         s.set(late, "both", *FUSION_POINT, False, family="masked")
@@ -264,10 +264,10 @@ def test_each_family_judges_the_fusion_claims_on_its_own_late_models():
         s.evaluation.correct[m] = True  # a2 fc right everywhere: ahead of initial
     both_used(s)
     ids = scope_ids("fusion")
-    assert ids == [c for c in CLAIMS if CLAIMS[c].fusion_point] and len(ids) == 6
+    assert ids == [c for c in CLAIMS if CLAIMS[c].fusion_point] and len(ids) == 11
     judged = judge(s.study, 2.0, ids, ("masked", "matched", "a2"))
     assert [j.id for j in judged][:3] == ["4.3-training-point", "4.3-training-point/matched", "4.3-training-point/a2"]
-    assert len(judged) == 4 * 3 + 2 and len({j.id for j in judged}) == len(judged)
+    assert len(judged) == 8 * 3 + 3 and len({j.id for j in judged}) == len(judged)
     verdict = {j.id: j.verdict for j in judged}
     assert [verdict[f"4.3-training-point{f}"] for f in ("", "/matched", "/a2")] == [HOLDS, INCONCLUSIVE, FAILS]
     # each family's evidence reads its own late models: the same claim on a study viewed as that family
@@ -278,3 +278,86 @@ def test_each_family_judges_the_fusion_claims_on_its_own_late_models():
     assert "| `4.3-training-point` | holds | inconclusive | does not hold | differ |" in lines
     assert "| `4.3-fc-never-worse` |" in lines and "**The families agree on" in lines
     assert family_lines([j for j in judged if j.family == "masked"], Synthetic().study) == []  # one family: no section
+
+
+def test_robustness_claims_reach_every_verdict():
+    for claim_id in ("4.3-robust-increases", "4.3-robust-audio"):
+        for initial, expected in ((True, HOLDS), (False, FAILS)):
+            s = Synthetic()
+            fusion_point(s, "random")
+            if claim_id == "4.3-robust-increases":
+                s.set("initial", "both", *FUSION_POINT, initial)
+            else:  # initial right (or wrong) where only the audio is cleaner; both alike where only the image is
+                louder = (SNRS[:, None] > FUSION_POINT[0]) & (SNRS[None, :] == np.float32(FUSION_POINT[1]))
+                s.set("initial", "both", *FUSION_POINT, initial, (louder,))
+                for late in LATE:
+                    s.set(late, "both", *FUSION_POINT, not initial, (louder,))
+            assert s.verdict(claim_id) == expected, (claim_id, initial)
+        assert Synthetic().verdict(claim_id) == INCONCLUSIVE
+
+
+def test_only_second_claim_reaches_every_verdict():
+    region = (SNRS[:, None] < FUSION_POINT[0]) & (SNRS[None, :] >= FUSION_POINT[1])
+    s = Synthetic(examples=1000)  # identical models: fc excluded beyond 2 points, but second not ahead
+    assert s.verdict("4.3-only-second") == INCONCLUSIVE
+    s.set("initial", "both", *FUSION_POINT, False, (region,))
+    s.set("second", "both", *FUSION_POINT, True, (region,))  # second leads in the region; fc ties initial there
+    for m_fc, m_initial in zip(s.models("fc", "both", *FUSION_POINT), s.models("initial", "both", *FUSION_POINT)):
+        s.evaluation.correct[m_fc] = s.evaluation.correct[m_initial]
+    assert s.verdict("4.3-only-second") == HOLDS
+    s.set("fc", "both", *FUSION_POINT, True, (region,))  # fc leads there too: not only the second layer
+    assert s.verdict("4.3-only-second") == FAILS
+
+
+def modality_use(s: Synthetic, drop) -> None:
+    """Modality use in which model m loses to another digit's `modality` with probability drop(spec, modality)."""
+    use = np.zeros((len(s.specs), 2, len(CONDITIONS), s.evaluation.examples), bool)
+    use[:, :, 0] = True
+    for m, spec in enumerate(s.specs):
+        for modality in ("audio", "image"):
+            k = CONDITIONS.index(f"{modality} mismatched")
+            use[m, :, k] = s.rng.random(use[m, :, k].shape) >= drop(spec, modality)
+    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(s.evaluation.examples, int), 1)
+
+
+def test_modality_use_claims_reach_every_verdict():
+    cases = {  # claim -> (drop giving holds, drop giving does not hold)
+        "4.3-both-modalities": (lambda spec, x: 1.0 if x == "image" else 0.6 if spec.fusion == "initial" else 0.1,
+                                lambda spec, x: 1.0 if x == "image" else 0.1 if spec.fusion == "initial" else 0.6),
+        "4.5-comparable": (lambda spec, x: 0.9 if x == "image" else 0.8, lambda spec, x: 0.9 if x == "image" else 0.1),
+        "4.4-audio-dependence-increases": (lambda spec, x: 0.5 if x == "audio" and spec.visual_snr <= 0.25 else 0.05,
+                                           lambda spec, x: 0.05 if x == "audio" and spec.visual_snr <= 0.25 else 0.5),
+    }
+    for claim_id, (holds, fails) in cases.items():
+        for drop, expected in ((holds, HOLDS), (fails, FAILS)):
+            s = Synthetic()
+            modality_use(s, drop)
+            assert s.verdict(claim_id) == expected, (claim_id, expected)
+        s = Synthetic()
+        alike = (lambda spec, x: 1.0 if x == "image" else 0.45) if claim_id != "4.5-comparable" else (
+            lambda spec, x: 1.0 if x == "image" else 0.5)  # comparable: the smaller exactly half the larger
+        modality_use(s, alike)
+        assert s.verdict(claim_id) == INCONCLUSIVE, claim_id
+        assert Synthetic().verdict(claim_id).startswith(UNUSED)  # modality use not measured
+
+
+def test_one_seed_verdicts_are_about_the_networks():
+    """A verdict resting on one seed says so, or reads "too few seeds"; several seeds judge the architecture."""
+    assert qualify(HOLDS, 1) == f"{HOLDS} {FOR_NETWORKS}" == "holds for these networks, 1 seed"
+    assert qualify(FAILS, 1) == "does not hold for these networks, 1 seed"
+    assert qualify(INCONCLUSIVE, 1) == qualify(UNTESTABLE, 1) == TOO_FEW
+    assert qualify(HOLDS, 3) == HOLDS and qualify(INCONCLUSIVE, 2) == INCONCLUSIVE
+    s = Synthetic()  # 3 seeds of the fusion comparison, one of everything else
+    for modalities, snrs in (("visual", (np.inf, 0.125)), ("audio", (np.inf, 0.25))):
+        pairs = [(np.inf, x) if modalities == "visual" else (x, np.inf) for x in snrs]
+        s.set("initial", modalities, *pairs[0], True)
+        s.set("initial", modalities, *pairs[1], False)
+    judged = {j.id: j for j in judge(s.study, ids=["4.5-unimodal-noise-cost", "4.4-easier-points",
+                                                     "4.3-fc-never-worse"])}
+    assert judged["4.5-unimodal-noise-cost"].verdict == "holds for these networks, 1 seed"
+    assert judged["4.5-unimodal-noise-cost"].record()["about"] == "networks"
+    assert judged["4.4-easier-points"].verdict == TOO_FEW  # one seed of 96 examples cannot exclude 2 points
+    record = judged["4.3-fc-never-worse"].record()
+    assert record["about"] == "architecture" and record["seeds"] == 3
+    assert set(record) >= {"id", "section", "family", "region", "estimate", "interval", "p", "p_holm", "mde", "seeds",
+                           "verdict", "about"}

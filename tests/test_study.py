@@ -1,6 +1,7 @@
 """The tiny study end to end: every artefact exists and agrees; load_run, inspect, resume, claim logic."""
 
 import csv
+import json
 import dataclasses
 import re
 
@@ -48,9 +49,32 @@ def test_every_artefact_exists_and_results_judge_every_claim(study_run):
     rows = [line.split(" | ") for line in (run_dir / "results.md").read_text().splitlines() if line.startswith("| `")]
     assert [row[0].strip("| `") for row in rows] == list(CLAIMS)
     verdicts = "|".join(re.escape(v) for v in VERDICTS)
-    assert all(re.fullmatch(rf"\*\*({verdicts})(: (audio|image|audio and image) unused)?\*\*( \(.*\))? \|", row[-1])
+    assert all(re.fullmatch(rf"\*\*({verdicts})(: (audio|image|audio and image) unused| for these networks, 1 seed)?\*\*"
+                            r"( \(.*\))? \|", row[-1])
                for row in rows), rows
     assert len(load_run(run_dir).names) == len(study_models(config)) == 42  # 3 x 3 seeds + 12 + 11 + 10
+    records = json.loads((run_dir / "claims.json").read_text())  # the same verdicts, machine-readable
+    assert [r["id"] for r in records] == list(CLAIMS)
+    assert [f"**{r['verdict']}**" for r in records] == [row[-1].split(" (")[0].rstrip(" |") for row in rows]
+    assert {r["about"] for r in records} <= {"networks", "architecture"}
+
+
+def test_power_plans_seeds_and_pairs_from_the_tiny_study(study_run, capsys):
+    run_dir, _ = study_run
+    assert main(["power", str(run_dir), "--mde", "2", "5", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["seconds_per_step"] > 0  # metrics.jsonl records the step time
+    # the tiny evaluation is one chunk, which also compiles: no rate measured, so a forward pass is priced as a
+    # third of a training example
+    assert planned["evaluation_seconds_per_item"] is None
+    rows = {row["id"]: row for row in planned["claims"]}
+    row = rows["4.3-majority"]
+    assert row["seeds"] == 3 and row["between_assumed"] is False and [t["mde"] for t in row["targets"]] == [2, 5]
+    reached = [t for r in rows.values() for t in r["targets"] if t["seeds"]]
+    assert reached and all(t["seeds"] >= 2 and t["pairs"] > 0 and t["train_seconds"] > 0 and t["eval_seconds"] > 0
+                           for t in reached)
+    assert main(["power", str(run_dir), "--mde", "0"]) == 2  # a target of no size: one clear line
+    assert "--mde 0: each target must be a positive number" in capsys.readouterr().err
 
 
 def test_results_print_no_p_value_below_what_their_units_allow(study_run):
@@ -64,9 +88,10 @@ def test_results_print_no_p_value_below_what_their_units_allow(study_run):
         if p_family == "-":  # a fusion claim whose precondition failed: reported, not judged
             assert "not testable at this size" in row[-1], row[0]
             p_family = p
-        assert n == (6 if row[0] == "| `4.6-audio-arrives`" else 4), row[0]  # evaluate.point_examples: single points
+        uses = ("4.6-audio-arrives", "4.3-both-modalities", "4.4-audio-dependence-increases", "4.5-comparable")
+        assert n == (6 if row[0].strip("| `") in uses else 4), row[0]  # evaluate.point_examples: single points
         assert float(p) >= 2 * 0.5 ** (n * s) and float(p_family) >= float(p), row[0]
-        assert re.fullmatch(r"\d+\.\d points", detectable), row[0]
+        assert re.fullmatch(rf"\d+\.\d points \({s} seeds?\)", detectable), row[0]
 
 
 def test_csv_equals_npz(study_run):
