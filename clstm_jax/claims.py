@@ -391,12 +391,11 @@ def only_second(study: Study, margin: float) -> Evidence:
     mask = grid_mask(study, lambda a, v: (a < FUSION_POINT[0]) & (v >= FUSION_POINT[1]))
     second = paired_test(region_difference(correct["second"], correct["initial"], mask))
     fc = paired_test(region_difference(correct["initial"], correct["fc"], mask))
-    m, q = margin / 100, float(t_quantile(1 - ALPHA, fc.df))
-    fc_p = float(t_sf((fc.mean + m) / fc.se, fc.df)) if fc.se > 0 else float(fc.mean + m <= 0)
-    fc_bound = fc.mean - q * fc.se
-    if (fc.mean < 0 and fc.p < ALPHA and fc.mean + q * fc.se < -m) or (second.mean < 0 and second.p < ALPHA):
+    fc_verdict, fc_p, _ = margin_verdict({"mean": fc.mean, "se": fc.se, "df": fc.df, "p": fc.p}, margin)
+    fc_bound = fc.mean - float(t_quantile(1 - ALPHA, fc.df)) * fc.se
+    if fc_verdict == FAILS or (second.mean < 0 and second.p < ALPHA):
         verdict, p = FAILS, min(x.p for x in (fc, second) if x.mean < 0 and x.p < ALPHA)
-    elif second.mean > 0 and second.p < ALPHA and fc_bound > -m:
+    elif second.mean > 0 and second.p < ALPHA and fc_verdict == HOLDS:
         verdict, p = HOLDS, max(second.p, fc_p)
     else:
         verdict, p = INCONCLUSIVE, max(second.p, fc_p)

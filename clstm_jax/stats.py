@@ -178,21 +178,25 @@ def unit_variance(d: np.ndarray) -> np.ndarray:
     return (squares - (n + 2) * mean**2) / (n + 1)
 
 
+def across_seeds(statistics, sampling) -> dict:
+    """One statistic per seed (seeds, ...) and the sampling variance of one seed's statistic from its examples
+    (...) -> mean, se, df, between: se^2 = max(var of the seed statistics, sampling) / seeds on seeds - 1
+    degrees of freedom; one seed: se^2 = sampling, df = inf, between = nan."""
+    statistics, sampling = np.asarray(statistics, np.float64), np.asarray(sampling, np.float64)
+    seeds = statistics.shape[0]
+    if seeds == 1:
+        return {"mean": statistics[0], "se": np.sqrt(sampling), "df": math.inf, "between": np.full_like(sampling, np.nan)}
+    spread = statistics.var(0, ddof=1)
+    return {"mean": statistics.mean(0), "se": np.sqrt(np.maximum(spread, sampling) / seeds), "df": float(seeds - 1),
+            "between": np.maximum(spread - sampling, 0.0)}
+
+
 def seed_level(d) -> dict:
     """The seed-level summary of per-unit differences d (seeds, ..., examples), elementwise over the middle
-    axes: mean, se, df, between, within (see `PairedTest`). se^2 = max(var of the seed means, the mean
-    sampling variance of one seed's mean) / seeds, on seeds - 1 degrees of freedom."""
+    axes: `across_seeds` of the seed means, and within (see `PairedTest`)."""
     d = np.asarray(d, np.float64)
-    seeds, examples = d.shape[0], d.shape[-1]
-    means = d.mean(-1)
     within = unit_variance(d).mean(0)
-    sampling = within / examples
-    if seeds == 1:
-        return {"mean": means[0], "se": np.sqrt(sampling), "df": math.inf, "between": np.full_like(sampling, np.nan),
-                "within": within}
-    spread = means.var(0, ddof=1)
-    return {"mean": means.mean(0), "se": np.sqrt(np.maximum(spread, sampling) / seeds), "df": float(seeds - 1),
-            "between": np.maximum(spread - sampling, 0.0), "within": within}
+    return {**across_seeds(d.mean(-1), within / d.shape[-1]), "within": within}
 
 
 def t_p(mean, se, df) -> np.ndarray:
@@ -259,12 +263,8 @@ def majority_test(d, seed: int = 0) -> PairedTest:
     counts = np.stack([np.bincount(row, minlength=examples) for row in picks]) / examples  # (draws, examples)
     resampled = lower_median(np.einsum("spe,be->sbp", d, counts))  # (seeds, draws)
     sampling = float(resampled.var(axis=1, ddof=1).mean())
-    mean = float(medians.mean())
-    if seeds == 1:
-        se, df, between = math.sqrt(sampling), math.inf, math.nan
-    else:
-        spread = float(medians.var(ddof=1))
-        se, df, between = math.sqrt(max(spread, sampling) / seeds), float(seeds - 1), max(spread - sampling, 0.0)
+    summary = across_seeds(medians, sampling)
+    mean, se, df, between = (float(summary[k]) for k in ("mean", "se", "df", "between"))
     p = 0.0 if se == 0 else float(t_p(mean, se, df))  # se 0: exact ties everywhere, certainly no majority ahead
     level = f"t-test across the {seeds} seeds ({seeds - 1} df)" if seeds > 1 else "normal test over one seed's examples"
     return PairedTest(mean, se, p, seeds, examples, f"lower median over the points of each seed's accuracy "
