@@ -12,6 +12,23 @@ from clstm_jax.data import DataError
 from clstm_jax.output import OutputError, check_writable
 
 
+def cached(config):
+    """The config, after choosing the persistent compilation cache from it (before anything compiles)."""
+    from clstm_jax.compilation_cache import configure
+
+    configure(config.runtime.compilation_cache)
+    return config
+
+
+def cached_run(run_dir: str):
+    """Choose the compilation cache from a run directory's stored config (before the run is restored)."""
+    from pathlib import Path
+
+    from clstm_jax.run import read_config
+
+    cached(read_config(Path(run_dir)))
+
+
 def parse_speakers(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
@@ -122,7 +139,7 @@ def sweep(args: argparse.Namespace) -> int:
     from clstm_jax import families
     from clstm_jax.sweep import run_sweep
 
-    config = load_config(args.config, args.set)
+    config = cached(load_config(args.config, args.set))
     check_writable(args.out)
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     specs = sweep_models(config)
@@ -139,15 +156,17 @@ def sweep(args: argparse.Namespace) -> int:
 def plan(args: argparse.Namespace) -> int:
     from clstm_jax.config import load_config
     from clstm_jax.experiments import sweep_models
+    from clstm_jax import environment
     from clstm_jax.plan import plan as price, plan_table
 
-    config = load_config(args.config, args.set)
+    config = cached(load_config(args.config, args.set))
     if args.time < 0:
         raise ConfigError(f"--time {args.time}: expected a number of timed calls, 0 or more")
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     result = price(config, sweep_models(config), args.data_dir, study=config.sweep.experiment == "study",
                    timed_calls=args.time, log=log)
-    print(json.dumps(result) if args.json else plan_table(result))
+    env = environment.describe()
+    print(json.dumps({**result, "environment": env}) if args.json else environment.summary(env) + "\n" + plan_table(result))
     return 0
 
 
@@ -158,6 +177,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from clstm_jax.evaluate import EVAL_DIR, evaluate
     from clstm_jax.run import load_run
 
+    cached_run(args.run_dir)
     run = load_run(args.run_dir)  # restored once for both measurements
     check_writable(Path(args.run_dir) / EVAL_DIR)
     result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
@@ -185,6 +205,7 @@ def inspect(args: argparse.Namespace) -> int:
     from clstm_jax.inspection import inspect_model
     from clstm_jax.run import load_run
 
+    cached_run(args.run_dir)
     run = load_run(args.run_dir)
     name, fields = None, {}
     if not args.model or args.model in run.names:
@@ -207,6 +228,7 @@ def report(args: argparse.Namespace) -> int:
     from clstm_jax.run import load_run
 
     out = check_writable(Path(args.out) if args.out else Path(args.run_dir) / "report")
+    cached_run(args.run_dir)
     run = load_run(args.run_dir)
     study = Study.of(run)
     for line in draw_report(run, study, args.data_dir, out):
@@ -226,7 +248,7 @@ def study(args: argparse.Namespace) -> int:
     from clstm_jax.config import load_config
     from clstm_jax.study import run_study
 
-    config = load_config(args.config, args.set)
+    config = cached(load_config(args.config, args.set))
     check_writable(args.out)
     path = run_study(config, args.out, data_dir=args.data_dir, progress=not args.quiet,
                      log=(lambda line: print(line, file=sys.stderr)) if args.json else print)
@@ -272,14 +294,17 @@ def power(args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     import jax
 
+    from clstm_jax import environment
     from clstm_jax.bench import run_bench
     from clstm_jax.config import load_config
 
-    config = load_config(args.config, [f"preset={args.preset}", *args.set])
+    config = cached(load_config(args.config, [f"preset={args.preset}", *args.set]))
     rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir, family=args.family)
+    env = environment.describe()
     if args.json:
-        print(json.dumps({"preset": args.preset, "backend": jax.default_backend(), "rows": rows}))
+        print(json.dumps({"preset": args.preset, "backend": jax.default_backend(), "environment": env, "rows": rows}))
         return 0
+    print(environment.summary(env))
     print(f"preset {args.preset}: C = {config.model.channels}, {config.model.frames} frames, batch "
           f"{config.train.batch_size}; {jax.default_backend()}, {jax.device_count()} device(s)")
     print(f"{'models':>6}  {'mode':<10}{'s / step':>10}{'model-ex/s':>12}{'memory MB':>11}")
@@ -292,7 +317,10 @@ def bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from clstm_jax.data.fetch import FSDD_ARCHIVE_URL, MNIST_BASE_URL
 
+    from clstm_jax import __version__
+
     parser = argparse.ArgumentParser(prog="clstm-jax", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"clstm-jax {__version__}")
     data_dir_help = "data directory (default: $CLSTM_JAX_DATA, else the per-user cache)"
     commands = parser.add_subparsers(dest="command", required=True)
 

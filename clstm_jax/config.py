@@ -114,6 +114,17 @@ class StudyConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """How a job runs, not what it computes: a resume may change these (run_dir.claim_run_dir ignores them)."""
+
+    tensorboard: bool = True  # TensorBoard event files beside metrics.jsonl (RUN/tensorboard), and the report's figures
+    compilation_cache: bool = True  # the persistent XLA compilation cache (clstm_jax/compilation_cache.py); also $CLSTM_JAX_COMPILATION_CACHE
+
+    def __post_init__(self):
+        check_fields(self, "runtime")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; written resolved into the run directory."""
 
@@ -125,11 +136,12 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 SECTION_TYPES = {
     "data": DataConfig, "features": FeatureConfig, "model": ModelConfig, "train": TrainConfig,
-    "sweep": SweepConfig, "evaluate": EvaluateConfig, "study": StudyConfig,
+    "sweep": SweepConfig, "evaluate": EvaluateConfig, "study": StudyConfig, "runtime": RuntimeConfig,
 }
 
 

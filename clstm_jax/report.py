@@ -22,6 +22,7 @@ from clstm_jax.config import snr_label
 from clstm_jax.evaluate import Evaluation, load_evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, UNIMODAL, unimodal_pair
 from clstm_jax.run import Run
+from clstm_jax.tensorboard import LOG_DIR, Board
 from clstm_jax.stats import ALPHA, holm, point_tests, wilson_interval
 
 REPORT_DIR = "report"
@@ -306,4 +307,10 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path |
     probs, labels = step_probabilities(run, run.model(name), [0], data_dir)
     write_inspection(probs[:, 0], int(labels[0]), name, 0, out / "fig7")
     lines.append(f"fig7: per-step probabilities of test example 0 under {len(SCENARIOS)} scenarios ({name})")
+    if run.config.runtime.tensorboard:
+        pngs = sorted(out.glob("*.png"))
+        board = Board(out / LOG_DIR)
+        board.figures(pngs, run.step)
+        board.close()
+        lines.append(f"tensorboard: {len(pngs)} figures as images in {out / LOG_DIR}")
     return lines

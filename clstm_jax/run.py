@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from clstm_jax import checkpoint, compiler
 from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
@@ -69,6 +70,17 @@ class Run:
     @property
     def complete(self) -> bool:
         return self.step >= self.config.train.steps
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """The run's metrics.jsonl as arrays, for a notebook: "step" (n,), "loss" (the mean training loss since
+        the previous validation) and "validation_accuracy", each (n, models) in the order of `names`, and
+        "step_seconds" (n,), the median seconds of a training step, nan where not recorded."""
+        path = RunFiles(self.path).metrics
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        per_model = lambda key: np.array([[r[key][name] for name in self.names] for r in records], float).reshape(-1, len(self.names))
+        return {"step": np.array([r["step"] for r in records], int), "loss": per_model("loss"),
+                "validation_accuracy": per_model("validation_accuracy"),
+                "step_seconds": np.array([r.get("step_seconds", np.nan) for r in records], float)}
 
     def index(self, name: str | None = None, **fields) -> int:
         """The position of the one model with this name, or whose spec has these field values.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clstm_jax import environment
 from clstm_jax.claims import ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
@@ -25,7 +26,7 @@ from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_mo
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report, figure_name
 from clstm_jax.run import Run, load_run
-from clstm_jax.run_dir import diff_keys
+from clstm_jax.run_dir import RunFiles, diff_keys
 from clstm_jax.sweep import run_sweep
 
 
@@ -169,10 +170,13 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     floor = 2 * 0.5 ** (evaluation.examples * seeds)
     counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in VERDICTS}
     check = modality_check(study)
+    records = environment.read(RunFiles(run_dir).environment)
     lines = [f"# Study results ({config.preset or 'custom'} preset)", ""]
     if config.preset == "tiny":
         lines += [f"**A smoke run.** The tiny preset checks the pipeline; its models are barely trained "
                   f"({training_point_accuracy(study)}), and its verdicts say nothing about the paper.", ""]
+    lines += [f"Run on: {environment.summary(records[-1] if records else None)} (every start and resume: "
+              "`environment.jsonl`).", ""]
     lines += [
         f"{len(study.specs)} models, {config.train.steps} training steps of {config.train.batch_size} pairs each; "
         f"{seeds} seed(s) for the main fusion comparison; evaluated on {evaluation.examples} "

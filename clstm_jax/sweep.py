@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint, compiler, distributed, families, memory
+from clstm_jax import checkpoint, compiler, distributed, environment, families, memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
@@ -33,6 +33,7 @@ from clstm_jax.keys import PAIRS, purpose_key
 from clstm_jax.multi_model import MODEL_AXIS, over_models, shard_state
 from clstm_jax.run_dir import RunFiles, claim_run_dir, keep_metrics_until
 from clstm_jax.stacking import Models, build_models, group_states, initial_state
+from clstm_jax.tensorboard import LOG_DIR, Board
 from clstm_jax.train import make_optimizer, train_step
 from clstm_jax.validation import correct_counts, keep_best, validate, validation_batch
 
@@ -81,6 +82,9 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         print(f"data.verify = false: the data was not checked against the published checksums "
               f"(recorded in {files.data})")
     if primary:
+        changed = environment.record(files.environment, "resume" if resuming else "start")
+        if changed:
+            print(changed, flush=True)
         files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
 
     mesh = families.mesh(specs)
@@ -114,6 +118,10 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     start = int(state["step"])
     names = [s.name for s in specs]
     done = start
+    log_losses = config.runtime.tensorboard  # every process takes part in reading the losses; the first writes
+    board = Board(run_dir / LOG_DIR, log_losses and primary)
+    loss_sums = lambda: np.concatenate([distributed.to_host(gs["loss_sum"]) for gs in group_states(state).values()])
+    previous = loss_sums() if log_losses else None
     try:
         with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
                   dynamic_ncols=True) as bar:
@@ -123,17 +131,24 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
                 began = time.perf_counter()
                 state = step_fn(state, train, models)
                 state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true
-                if step > start:  # the first step of a process also compiles
-                    step_times.append(time.perf_counter() - began)
+                seconds = time.perf_counter() - began if step > start else None  # the first step of a process also compiles
+                if seconds is not None:
+                    step_times.append(seconds)
                 steps_since += 1
                 done = step + 1
+                if log_losses:
+                    sums = loss_sums()
+                    board.training_step(done, dict(zip(names, (sums - previous).tolist())), config.train.learning_rate,
+                                        seconds, seconds and len(specs) * config.train.batch_size / seconds)
+                    previous = sums
                 bar.update(1)
                 bar.set_postfix_str(f"{bar.format_dict['rate'] or 0:.2f} step/s, "
                                     f"{(bar.format_dict['rate'] or 0) * len(specs) * config.train.batch_size:,.0f} model-ex/s")
                 if done % config.train.validate_every == 0 or done == total:
                     state = validate(state, models, validation, train.stats, count_fn, best_fn, config, names, steps_since, files, bar,
-                                     float(np.median(step_times)) if step_times else None)
+                                     float(np.median(step_times)) if step_times else None, board)
                     steps_since, step_times = 0, []
+                    previous = np.zeros_like(previous) if log_losses else None  # validation restarts the sums
                 if done % config.train.checkpoint_every == 0 or done == total:
                     checkpoint.save(mngr, done, state)
     except KeyboardInterrupt:
@@ -141,5 +156,6 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         raise Interrupted(f"interrupted after step {done} of {total}; re-run the same command to resume"
                           + (f" (from the checkpoint of step {saved})" if saved is not None else "")) from None
     finally:
+        board.close()
         checkpoint.close(mngr)  # waits for a checkpoint still being written
     return state

@@ -65,9 +65,10 @@ def keep_best(state: dict, accuracy: jax.Array) -> dict:
 
 
 def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar,
-             step_seconds: float | None = None) -> dict:
+             step_seconds: float | None = None, board=None) -> dict:
     """Validation accuracy per model; keep each model's best state; one metrics line (with the median seconds
-    of a training step since the last one, which `clstm-jax power` prices a study with) and one progress line."""
+    of a training step since the last one, which `clstm-jax power` prices a study with), the accuracies on
+    the TensorBoard `board` (tensorboard.Board), and one progress line."""
     n = validation[0].shape[0]
     chunk = config.train.batch_size * 4
     params = {group: gs["params"] for group, gs in group_states(state).items()}
@@ -88,6 +89,8 @@ def validate(state, models, validation, stats, count_fn, best_fn, config, names,
                   **({"step_seconds": step_seconds} if step_seconds is not None else {})}
         with open(files.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if board is not None:
+            board.validation(step, record["validation_accuracy"])
         best, worst = int(np.argmax(accuracy)), int(np.argmin(accuracy))
         bar.write(f"step {step}: validation accuracy best {accuracy[best]:.3f} ({names[best]}), "
                   f"worst {accuracy[worst]:.3f} ({names[worst]}); mean loss {loss.mean():.3f}")
