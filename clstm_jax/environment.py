@@ -91,10 +91,8 @@ def record(path: Path, event: str) -> str | None:
     """Append this process's environment to a run's record (`event`: "start" or "resume"); on a resume made on
     another environment than the record's last, the one line that says what changed (a resume is not refused)."""
     env = describe()
-    last = None
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        last = json.loads(lines[-1]) if lines else None
+    records = read(path)
+    last = records[-1] if records else None
     with open(path, "a") as f:
         f.write(json.dumps({"event": event, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **env}) + "\n")
     changed = differences(last, env) if last is not None else []

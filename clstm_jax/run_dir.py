@@ -45,10 +45,6 @@ def config_record(config: Config) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def same_run(a: dict, b: dict) -> bool:
-    """Whether two config records describe the same run: equal but for `runtime` (how a job runs)."""
-    return {k: v for k, v in a.items() if k != "runtime"} == {k: v for k, v in b.items() if k != "runtime"}
-
 
 def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
     """Write the resolved config and the data's identity into a new run directory, or check that they
@@ -64,8 +60,8 @@ def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
         stored = config_record(from_record(json.loads(files.config.read_text()), str(files.config)))
     distributed.barrier("claim_run_dir")
     if stored is not None:
-        if not same_run(stored, record):
-            differing = sorted(key for key in diff_keys(stored, record) if not key.startswith("runtime."))
+        differing = sorted(key for key in diff_keys(stored, record) if not key.startswith("runtime."))  # runtime: how, not what
+        if differing:
             raise ConfigError(
                 f"{run_dir} holds a run with a different config (differs in {', '.join(differing)}); "
                 "nothing there was changed. Use a new --out directory, or re-run with the same config to resume."
