@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from clstm_jax import environment
 from clstm_jax.data.features import FeatureConfig, bin_stats, make_batch
 from clstm_jax.data.paths import resolve_data_dir
 from clstm_jax.data.splits import load_splits
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--snrs", type=float, nargs="+", default=[float("inf"), 2.0, 0.5])
     parser.add_argument("--data-dir")
     args = parser.parse_args()
+    print(f"# {environment.summary(environment.describe())}")  # what this ran on
 
     splits = load_splits(resolve_data_dir(args.data_dir), None, 0, args.pad)
     cfg = FeatureConfig(hop_length=args.hop, compression=args.compression, normalization=args.normalization)

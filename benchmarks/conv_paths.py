@@ -13,7 +13,6 @@ allocates for the compiled step.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from functools import partial
 
@@ -21,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax import compiler
+from clstm_jax import compiler, environment
 from clstm_jax.masks import make_masks
 from clstm_jax.model import ModelConfig, init
 from clstm_jax.train import make_optimizer, train_step
@@ -70,7 +69,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"# {jax.default_backend()} ({platform.machine()}, {jax.device_count()} device(s)), jax {jax.__version__}, batch {args.batch}")
+    print(f"# {environment.summary(environment.describe())}")  # what this ran on
+    print(f"# batch {args.batch}")
     print("| C | frames | models | conv | remat | s / step | s / step / model | temp memory (MB) |")
     print("|---|---|---|---|---|---|---|---|")
     for channels in args.channels:

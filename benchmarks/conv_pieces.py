@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from clstm_jax import environment
 from clstm_jax.model import ModelConfig, conv3x3_lax, conv3x3_shifted
 
 TORCH_PIECES = r"""
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch-python", help="the python of the peer's virtual environment (optional)")
     args = parser.parse_args()
+    print(f"# {environment.summary(environment.describe())}")  # what this ran on
     rng = np.random.default_rng(0)
     print(f"# C = {args.channels}, batch 32, 28x28; jax {jax.__version__} ({jax.default_backend()}); median ms of {args.repeats}")
     print("| product | XLA defaults | project options (YNNPACK off) |")

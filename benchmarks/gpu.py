@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,10 @@ PARTS = ("plan", "conv", "dtype", "chunk", "study")
 def device_line() -> str:
     import jax
 
+    from clstm_jax import environment
+
     device = jax.devices()[0]
-    return f"{device.platform}: {device.device_kind} x {jax.device_count()}, jax {jax.__version__}, host {platform.machine()}"
+    return f"{device.platform}: {device.device_kind} x {jax.device_count()}; {environment.summary(environment.describe())}"
 
 
 def timed_steps(step, args: list, repeats: int) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from clstm_jax import environment
 from clstm_jax.bench import bench_specs, compile_step, new_program
 from clstm_jax.config import load_config
 from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--data-dir")
     args = parser.parse_args()
+    print(f"# {environment.summary(environment.describe())}")  # what this ran on
 
     configs = {c: load_config(SWEEPS / "snr_grid.toml", [f"preset={args.preset}", f"train.model_chunk={c}"])
                for c in args.chunks}

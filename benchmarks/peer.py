@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax import compiler
+from clstm_jax import compiler, environment
 from clstm_jax.masks import make_masks
 from clstm_jax.model import ModelConfig, apply, init
 from clstm_jax.multi_model import over_models
@@ -138,6 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(args.torch_python).exists():
         parser.error(f"--torch-python {args.torch_python}: no such file; set up the peer's venv (see --help)")
+    print(f"# {environment.summary(environment.describe())}")  # what this ran on
     if not args.peer.is_file():
         parser.error(f"--peer {args.peer}: no such file; expected ../shared/peers/torch_clstm.py")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from clstm_jax import distributed
 from clstm_jax.config import Config, ConfigError
@@ -28,6 +30,12 @@ class SplitArrays(NamedTuple):
 
 
 def split_arrays(split: Split, stats: BinStats | None = None) -> SplitArrays:
+    """The split on device, after chex checks the layout every program assumes (clstm_jax.data.splits.Split)."""
+    arrays = (split.images, split.image_labels, split.waves, split.wave_lengths, split.wave_labels)
+    chex.assert_rank(arrays, (3, 1, 2, 1, 1))
+    chex.assert_type(arrays, (np.uint8, np.int32, np.int16, np.int32, np.int32))
+    chex.assert_equal_shape_prefix((split.images, split.image_labels), 1)
+    chex.assert_equal_shape_prefix((split.waves, split.wave_lengths, split.wave_labels), 1)
     return SplitArrays(
         jnp.asarray(split.images), jnp.asarray(split.waves), jnp.asarray(split.wave_lengths),
         pair_table(split.image_labels, split.wave_labels), stats,

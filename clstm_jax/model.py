@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+import chex
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -193,6 +194,16 @@ def lstm_update(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jax.nn.sigmoid(o) * jnp.tanh(c), c
 
 
+def check_inputs(image: jax.Array, spectrogram: jax.Array, cfg: ModelConfig) -> None:
+    """Where data enters a network (traced shapes: checked once per compilation, free at run time):
+    image (B, S, S) and spectrogram (B, frames, bins), one batch size. The CLI has already refused a config
+    whose frames or bins differ from the features' (device_data.check_shapes); this guards the Python API."""
+    S = cfg.image_size
+    chex.assert_shape(image, (None, S, S), custom_message=f"image: expected (batch, {S}, {S})")
+    chex.assert_shape(spectrogram, (image.shape[0], None, cfg.bins),
+                      custom_message=f"spectrogram: expected (batch {image.shape[0]}, frames, {cfg.bins})")
+
+
 def masked(params: dict, masks: Masks) -> dict:
     """W * M for every parameter: masked entries are exact zeros with zero gradient."""
     return jax.tree.map(jnp.multiply, params, masks.params)
@@ -204,12 +215,8 @@ def run(params: dict, masks: Masks, image: jax.Array, spectrogram: jax.Array, cf
     image: (B, S, S) float; spectrogram: (B, T, bins) float. states is
     {"h1": (B, T, S, S, W), "h2": (B, T, S/2, S/2, W)} when keep_states, else {} (W: the parameters' width).
     """
+    check_inputs(image, spectrogram, cfg)
     B, S = image.shape[0], cfg.image_size
-    if image.shape[1:] != (S, S) or spectrogram.shape[2:] != (cfg.bins,) or spectrogram.shape[0] != B:
-        raise ValueError(
-            f"inputs of shape image {image.shape}, spectrogram {spectrogram.shape}; expected "
-            f"image (batch, {S}, {S}) and spectrogram (batch, frames, {cfg.bins})"
-        )
     conv = lambda x, kernel: conv3x3(x, kernel, cfg)
     p = masked(params, masks)
     C = params["layer1"]["hidden_kernel"].shape[2]  # the layers' width

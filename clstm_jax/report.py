@@ -102,7 +102,16 @@ class Study:
         return cls(load_evaluation(run.path), run.specs, modality_use=load_modality_use(run.path))
 
 
-def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annotate=True, ylabel=True):
+def percent_colorbar(fig, image, axes, label: str, shrink: float, points: bool = False) -> None:
+    """A colour bar in the cells' own unit: accuracies in % (0-100), differences in signed % points."""
+    from matplotlib.ticker import FuncFormatter
+
+    bar = fig.colorbar(image, ax=axes, shrink=shrink, label=label)
+    signed = lambda x: f"{100 * x:+.0f}" if round(100 * x) else "0"
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: signed(x) if points else f"{100 * x:.0f}"))
+
+
+def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annotate=True, ylabel=True, fontsize=5):
     """One 10x10 panel; train (row, col) is outlined, stars (bool map) marks significant cells."""
     from matplotlib.patches import Rectangle
 
@@ -119,7 +128,7 @@ def heatmap(ax, values, labels, vmin, vmax, cmap, train=None, stars=None, annota
         if text:
             shade = image.norm(value)
             dark = shade < 0.45 if cmap == "viridis" else abs(shade - 0.5) > 0.35
-            ax.text(j, i, text, ha="center", va="center", fontsize=5, color="white" if dark else "black",
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color="white" if dark else "black",
                     in_layout=False)  # inside its axes: constrained layout need not measure 100 texts a panel
     return image
 
@@ -134,15 +143,16 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
     seeds = len(study.models("initial", "both", a, v))
     fig, axes = plt.subplots(2, 3, figsize=(12.5, 8.4), layout="constrained")
     for k, (ax, fusion) in enumerate(zip(axes[0], ("initial", *LATE))):
-        image = heatmap(ax, result["accuracy"][fusion], labels, 0, 1, "viridis", train, ylabel=k == 0)
+        image = heatmap(ax, result["accuracy"][fusion], labels, 0, 1, "viridis", train, ylabel=k == 0, fontsize=7)
         ax.set_title(f"{fusion} fusion: test accuracy (%)", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="test accuracy")
+    percent_colorbar(fig, image, axes[0].tolist(), "test accuracy (%)", 0.8)
     limit = max(0.05, max(float(np.abs(result[late]["difference"]).max()) for late in LATE))
     for k, (ax, late) in enumerate(zip(axes[1, 1:], LATE)):
         stars = result[late]["p_holm"] < ALPHA
-        image = heatmap(ax, result[late]["difference"], labels, -limit, limit, "RdBu", train, stars, ylabel=k == 0)
+        image = heatmap(ax, result[late]["difference"], labels, -limit, limit, "RdBu", train, stars, ylabel=k == 0,
+                        fontsize=7)
         ax.set_title(f"{late} minus initial (% points; * significant)", fontsize=9)
-    fig.colorbar(image, ax=axes[1].tolist(), shrink=0.8, label="accuracy difference (blue: late better)")
+    percent_colorbar(fig, image, axes[1].tolist(), "accuracy difference (% points; blue: late better)", 0.8, points=True)
     axes[1, 0].axis("off")
     axes[1, 0].text(0.05, 0.5, f"Trained at audio SNR {snr_label(a)}, visual SNR {snr_label(v)}\n"
                     f"(outlined); {seeds} seed(s) per fusion depth,\n{study.evaluation.examples} shared test pairs "
@@ -151,7 +161,7 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
                     va="center")
     family = "" if study.family == "masked" else f" (late fusion: the {study.family} family)"
     fig.suptitle(f"Fig. {number}: initial vs second vs fc fusion{family}", fontsize=11)
-    fig.savefig(out.with_suffix(".png"), dpi=110)
+    fig.savefig(out.with_suffix(".png"), dpi=140)
     plt.close(fig)
     rows = []
     for (i, j), _ in np.ndenumerate(result["accuracy"]["initial"]):
@@ -181,7 +191,7 @@ def draw_grid(study: Study, out: Path) -> None:
             axes[r, c].set_title(f"trained audio {snr_label(a)}, visual {snr_label(v)}", fontsize=8)
             rows += [{"train_audio_snr": snr_label(a), "train_visual_snr": snr_label(v), "test_audio_snr": labels[i],
                       "test_visual_snr": labels[j], "accuracy": accuracy[i, j]} for (i, j), _ in np.ndenumerate(accuracy)]
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="test accuracy")
+    percent_colorbar(fig, image, axes.ravel().tolist(), "test accuracy (%)", 0.6)
     fig.suptitle("Fig. 4: initial-fusion models trained at 16 SNR pairs (rows: training audio SNR, "
                  "columns: training visual SNR)", fontsize=11)
     fig.savefig(out.with_suffix(".png"), dpi=100)
@@ -248,7 +258,7 @@ def draw_modality_use(study: Study, out: Path) -> None:
     for (i, j), value in np.ndenumerate(accuracy):
         ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=5,
                 color="white" if value < 0.45 else "black")
-    fig.colorbar(image, ax=ax, shrink=0.5, label="test accuracy")
+    percent_colorbar(fig, image, ax, "test accuracy (%)", 0.5)
     ax.set_title(f"Modality use: accuracy with one input of another digit, or zeroed ({use.correct.shape[-1]} test "
                  "pairs; training point = the model's own training SNRs, clean = orig / orig)", fontsize=8)
     fig.savefig(out.with_suffix(".png"), dpi=110)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from clstm_jax.masks import total_count
-from clstm_jax.model import ModelConfig, conv3x3, conv_kernel, gate_bias, lstm_update, matmul, max_pool2
+from clstm_jax.model import ModelConfig, check_inputs, conv3x3, conv_kernel, gate_bias, lstm_update, matmul, max_pool2
 
 STREAM_FUSIONS = ("second", "fc")
 
@@ -68,6 +68,7 @@ def apply(params: dict, image: jax.Array, spectrogram: jax.Array, cfg: ModelConf
 
     image: (B, S, S); spectrogram: (B, T, bins). The family is read from the parameters' names.
     """
+    check_inputs(image, spectrogram, cfg)
     conv_relu = lambda x, p: jax.nn.relu(conv3x3(x, p["kernel"], cfg) + p["bias"])
     lstm_input = lambda x, p: matmul(x, p["input_kernel"], cfg) + p["bias"]  # every frame at once
     lstm_step = lambda z, p, h, c: lstm_update(z + matmul(h, p["hidden_kernel"], cfg), c)

@@ -174,7 +174,9 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     lines = [f"# Study results ({config.preset or 'custom'} preset)", ""]
     if config.preset == "tiny":
         lines += [f"**A smoke run.** The tiny preset checks the pipeline; its models are barely trained "
-                  f"({training_point_accuracy(study)}), and its verdicts say nothing about the paper.", ""]
+                  f"({training_point_accuracy(study)}), and its verdicts say nothing about the paper. For results, "
+                  "run the cpu preset (`--set preset=cpu`, about 2 h on 2 cores; README.md) and compare with "
+                  "the recorded one in docs/results-cpu.md; the paper's size is a GPU job (`--set preset=paper`).", ""]
     lines += [f"Run on: {environment.summary(records[-1] if records else None)} (every start and resume: "
               "`environment.jsonl`).", ""]
     lines += [

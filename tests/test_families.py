@@ -3,6 +3,7 @@ resume, and every analysis (load_run, evaluate, modality use, inspect) over ever
 
 import csv
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -63,8 +64,7 @@ def test_a_mixed_family_sweep_equals_each_family_trained_alone(mixed_run, tmp_pa
         alone = params_by_name(run_sweep(config, tmp_path / family, data_dir, progress=False), alone_specs)
         for name, params in alone.items():
             seen.add(name)
-            for a, b in zip(jax.tree.leaves(together[name]), jax.tree.leaves(params)):
-                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+            chex.assert_trees_all_close(together[name], params, rtol=1e-5, atol=1e-6, custom_message=name)
     assert seen == {s.name for s in specs if s.family != "masked" or s.fusion == "initial"}
 
 
@@ -87,9 +87,7 @@ def test_an_interrupted_mixed_sweep_resumes_bit_identically(mixed_run, tmp_path,
         run_sweep(micro(*SETTINGS, THREE), run_dir, data_dir, progress=False)
     monkeypatch.setattr(ocp.CheckpointManager, "save", save)
     resumed = run_sweep(micro(*SETTINGS, THREE), run_dir, data_dir, progress=False)
-    assert jax.tree.structure(resumed) == jax.tree.structure(straight)
-    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    chex.assert_trees_all_equal(straight, resumed)
 
 
 def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run, data_dir, tmp_path):
@@ -106,8 +104,7 @@ def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run,
     run = load_run(run_dir)
     assert run.specs == tuple(specs) and run.step == 4
     best = {group: state[group]["best_params"] for group in GROUPS}
-    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(best)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    chex.assert_trees_all_equal(run.params, best)
     evaluation = evaluate(run, data_dir=str(data_dir), progress=False)
     snrs = run.config.evaluate.snrs
     models = [run.model(spec.name) for spec in specs]
@@ -155,6 +152,4 @@ def test_a_checkpoint_from_before_the_groups_restores_as_the_masked_group(mixed_
     checkpoint.save(mngr, 4, {**state["masked"], "step": state["step"]})  # the old layout
     restored = checkpoint.restore_latest(mngr, grouped)
     checkpoint.close(mngr)
-    assert jax.tree.structure(restored) == jax.tree.structure(grouped)
-    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(grouped)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    chex.assert_trees_all_equal(restored, grouped)

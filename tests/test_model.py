@@ -379,8 +379,12 @@ def test_matmul_precision_reaches_every_product(params, precision, conv):
 def test_bad_shapes_and_options_are_named(params):
     masks = make_masks(params, CFG.visual_group)
     image, spectrogram = inputs()
-    with pytest.raises(ValueError, match=r"expected image \(batch, 28, 28\) and spectrogram \(batch, frames, 11\)"):
+    with pytest.raises(AssertionError, match=r"has shape \(3, 5, 5\) but expected \(3, None, 11\)"):
         apply(params, masks, image, spectrogram[..., :5], CFG)
+    with pytest.raises(AssertionError, match=r"has shape \(2, 5, 11\) but expected \(3, None, 11\)"):
+        apply(params, masks, image, spectrogram[:2], CFG)
+    with pytest.raises(AssertionError, match=r"image: expected \(batch, 28, 28\)"):
+        apply(params, masks, image[:, :14], spectrogram, CFG)
     with pytest.raises(ValueError, match="model.conv = 'fft': expected one of auto, lax, shifted"):
         ModelConfig(conv="fft")
     with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):

@@ -271,6 +271,7 @@ def test_tiny_results_open_with_the_smoke_run_line_and_its_accuracy(study_run):
     own = 100 * np.array(own)
     assert (f"{own.mean():.1f}% on average, {own.min():.1f}-{own.max():.1f}% over the 42 models; chance is 10%"
             in lines[2])
+    assert "`--set preset=cpu`" in lines[2] and "docs/results-cpu.md" in lines[2]  # where to go next
 
 
 def test_balance_table_gives_each_grid_models_mismatch_costs_from_the_csv(study_run):
@@ -292,3 +293,24 @@ def test_balance_table_gives_each_grid_models_mismatch_costs_from_the_csv(study_
         assert float(image) == pytest.approx(100 * (m - counts[(a, v, "image mismatched")]), abs=0.051)
         smaller.append(min(float(audio), float(image)))
     assert smaller == sorted(smaller, reverse=True)
+
+
+@pytest.mark.parametrize("points,vmax,expected", [(False, 1.0, ["0", "20", "40", "60", "80", "100"]),
+                                                  (True, 0.1, ["-10", "-5", "0", "+5", "+10"])])
+def test_colour_bars_read_in_the_cells_unit(points, vmax, expected):
+    """The cells print percentages (or signed percentage points), so the colour bar's ticks do too."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clstm_jax.report import percent_colorbar
+
+    fig, ax = plt.subplots()
+    image = ax.imshow(np.zeros((2, 2)), vmin=-vmax if points else 0, vmax=vmax)
+    percent_colorbar(fig, image, ax, "unit", 0.5, points=points)
+    fig.canvas.draw()
+    bar = fig.axes[-1]
+    ticks = [t for t in bar.get_yticks() if bar.get_ylim()[0] - 1e-9 <= t <= bar.get_ylim()[1] + 1e-9]
+    assert [bar.yaxis.get_major_formatter()(t, k) for k, t in enumerate(ticks)] == expected
+    plt.close(fig)

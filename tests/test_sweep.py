@@ -40,8 +40,8 @@ def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
     for i, fusion in enumerate(("initial", "second", "fc")):
         alone = run_sweep(micro("train.length=3", "train.length_unit=batches", "sweep.experiment=", f"sweep.fusion={fusion}"),
                           tmp_path / fusion, data_dir, progress=False)
-        for a, b in zip(jax.tree.leaves(together["masked"]["params"]), jax.tree.leaves(alone["masked"]["params"])):
-            np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b)[0], rtol=1e-5, atol=1e-6)
+        model = lambda state, index: jax.tree.map(lambda x: x[index], state["masked"]["params"])
+        chex.assert_trees_all_close(model(together, i), model(alone, 0), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("chunk, groups", [(0, 1), (1, 1), (2, 1), (4, 1), (1, 2), (2, 2)])
@@ -130,8 +130,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, data_dir):
     resumed = subprocess.run(sweep_command(killed, data_dir, *settings), check=True, capture_output=True, text=True)
     assert f"resuming {killed} from step {steps_at_kill[-1]} of 12" in resumed.stdout  # said, even with --quiet
 
-    for a, b in zip(jax.tree.leaves(final_params(straight)), jax.tree.leaves(final_params(killed))):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(final_params(straight), final_params(killed))
     lines = [json.loads(l) for l in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == list(range(2, 13, 2))  # no step logged twice
 
