@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from clstm_jax import interrupts
 from clstm_jax.choices import Family, choices
 from clstm_jax.config import ConfigError
 from clstm_jax.data import DataError
@@ -178,11 +179,11 @@ def evaluate(args: argparse.Namespace) -> int:
     from clstm_jax.run import load_run
 
     cached_run(args.run_dir)
-    run = load_run(args.run_dir)  # restored once for both measurements
     check_writable(Path(args.run_dir) / EVAL_DIR)
+    run = load_run(args.run_dir)  # restored once for both measurements
     result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
     result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
-    modality_use.measure(run, args.data_dir).save(Path(args.run_dir) / EVAL_DIR, run.specs)
+    modality_use.measure(run, args.data_dir, progress=not args.quiet).save(Path(args.run_dir) / EVAL_DIR, run.specs)
     out = f"{args.run_dir}/{EVAL_DIR}"
     files = [f"{out}/{name}" for name in ("accuracy.npz", "accuracy.csv", "modality_use.npz", "modality_use.csv")]
     if args.json:
@@ -443,11 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, OutputError, FloatingPointError) as err:  # the user's to fix; others are bugs
         print(f"clstm-jax: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # a sweep's says where it stopped (sweep.Interrupted)
-        print(f"clstm-jax: {err or 'interrupted; what was written before is kept (re-run the same command to resume)'}",
-              file=sys.stderr)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (clstm_jax/interrupts.py); a sweep's names its step
+        print(interrupts.message(err), file=sys.stderr)
         return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    interrupts.command()

@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import compiler, memory
+from clstm_jax import compiler, interrupts, memory
 from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_value
 from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
@@ -194,9 +194,10 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         raise ConfigError(f"{run.path}: trained {run.step} of {run.config.train.steps} steps; "
                           "finish it (re-run the same sweep command to resume) before evaluating")
     cfg = run.config.evaluate
-    n_asked = None if full else (examples or cfg.examples)
+    n_asked = None if full else (cfg.examples if examples is None else examples)
     if n_asked is not None and n_asked <= 0:
         raise ConfigError(f"--examples {n_asked}: expected a positive number of test pairs")
+    interrupts.doing("loading the test data")
     test, image_idx, audio_idx, labels = test_set(run.config, n_asked, data_dir, run.path)
     test = test._replace(stats=run.feature_stats)
     snrs = np.array([snr_value("evaluate.snrs", s) for s in cfg.snrs], np.float32)
@@ -214,6 +215,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         grid, example = items // n, items % n
         return image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V]
 
+    interrupts.doing("compiling the evaluation")
     program = lambda model_chunk: compiler.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
                                                   model_chunk=model_chunk, groups=len(mesh.devices)))
     model_chunk, batch, step = memory.fit_evaluation(
@@ -227,7 +229,9 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
               disable=not progress, dynamic_ncols=True) as bar:
         bar.set_postfix_str("compiling (the first chunk also compiles the program)")
         timed_items, timed_seconds = 0, 0.0
+        interrupts.doing("evaluating")
         for start in range(0, total, batch):
+            interrupts.check()
             began = time.perf_counter()
             result = np.asarray(step(params, masks, test, items_at(start, batch), root))
             if start > 0:  # the first chunk also compiles

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from clstm_jax import compiler, memory
+from clstm_jax import compiler, interrupts, memory
 from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
@@ -111,6 +111,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
     """
     cfg = run.config
     counts = sizes(run.params)
+    interrupts.doing("measuring modality use")
 
     def right_all(params, masks, images, spectrograms, labels, model_chunk):  # images, spectrograms: per model, in order
         right = lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels
@@ -141,6 +142,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
                 images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))
                 parts = []
                 for start in range(0, n, batch):
+                    interrupts.check()
                     stop = min(start + batch, n)
                     ids = np.arange(start, start + batch) % n  # the last call wraps round: one shape, one program
                     result = right(run.params, masks, images[:, ids], spectrograms[:, ids], labels[ids])

@@ -35,5 +35,8 @@ def check_writable(directory: str | Path) -> Path:
         raise OutputError(f"{directory}: cannot write there ({err.strerror or err}); "
                           "expected a writable directory (choose another with --out)") from None
     finally:
-        probe.unlink(missing_ok=True)
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:  # a read-only file system refuses even this: its error above is the one to say
+            pass
     return directory

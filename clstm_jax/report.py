@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clstm_jax import interrupts
 from clstm_jax.choices import Family, choices
 from clstm_jax.config import snr_label
 from clstm_jax.evaluate import Evaluation, load_evaluation
@@ -284,6 +285,7 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path |
     (drawn or why not)."""
     from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
 
+    interrupts.doing("drawing the report")
     out = run.path / REPORT_DIR if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lines = []

@@ -40,6 +40,10 @@ class RunFiles:
     def environment(self) -> Path:
         return self.root / "environment.jsonl"  # one record per start and resume (clstm_jax/environment.py)
 
+    @property
+    def unusable_checkpoints(self) -> Path:
+        return self.root / "unusable-checkpoints"  # set aside by a resume, never deleted (clstm_jax/checkpoint.py)
+
 
 def config_record(config: Config) -> dict:
     return json.loads(json.dumps(asdict(config)))

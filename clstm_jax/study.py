@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clstm_jax import environment
+from clstm_jax import environment, interrupts
 from clstm_jax.claims import ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
@@ -60,6 +60,7 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     study = Study(evaluation, run.specs, modality_use=use)
     for line in draw_report(run, study, data_dir):
         log(f"study: report {line}")
+    interrupts.doing("judging the claims")
     judged = judge_run(run, study, data_dir)
     write_claims(run_dir / CLAIMS_FILE, judged)
     path = run_dir / "results.md"

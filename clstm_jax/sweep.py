@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint, compiler, distributed, environment, families, memory
+from clstm_jax import checkpoint, compiler, distributed, environment, families, interrupts, memory
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
@@ -73,6 +73,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     """
     run_dir = Path(run_dir)
     specs = ordered(specs if specs is not None else sweep_models(config))
+    interrupts.doing("loading the data")
     data = load_checked_data(config, data_dir)
     splits = data.splits
     resuming = claim_run_dir(run_dir, config, data.identity)
@@ -98,7 +99,9 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     validation = distributed.to_global(validation, replicated)
 
     mngr = checkpoint.manager(run_dir)
-    if resuming and (restored := checkpoint.restore_latest(mngr, state)) is not None:
+    interrupts.doing("restoring the checkpoint")
+    log = print if primary else lambda _: None
+    if resuming and (restored := checkpoint.restore_latest(mngr, state, log, files.unusable_checkpoints)) is not None:
         state = restored
         if primary:
             keep_metrics_until(files.metrics, int(state["step"]))
@@ -107,6 +110,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         files.metrics.unlink()
 
     groups = len(mesh.devices)
+    interrupts.doing("compiling the training step")
     step_program = lambda cfg: compiler.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
     config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
                                           lambda cfg: step_program(cfg).lower(state, train, models).compile(),
@@ -128,6 +132,7 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
             steps_since, step_times = 0, []
             bar.set_postfix_str("compiling (the first step also compiles the program)")
             for step in range(start, total):
+                interrupts.check()
                 began = time.perf_counter()
                 state = step_fn(state, train, models)
                 state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true

@@ -342,3 +342,104 @@ def test_keep_best_takes_the_new_parameters_only_where_validation_improved():
     chex.assert_trees_all_equal(both("best_step"), jnp.array([8, 4, 8]))
     chex.assert_trees_all_equal(both("loss_sum"), jnp.zeros(3))
     chex.assert_trees_all_equal(both("params"), params)
+
+
+def damage(run_dir, how):
+    """Damage the newest checkpoint (step 4) of run_dir as a failing disk or a careless hand would."""
+    step = run_dir / "checkpoints" / "4"
+    if how == "truncated":
+        for f in (step / "default" / "ocdbt.process_0" / "d").iterdir():
+            os.truncate(f, 50)
+    elif how == "emptied metadata":
+        (step / "default" / "_METADATA").write_text("")
+    else:  # values changed after the write: one recorded checksum off by one
+        record = json.loads((step / "clstm_jax_checksum.json").read_text())
+        record["uint32_sums"][3] = (record["uint32_sums"][3] + 1) % 2**32
+        (step / "clstm_jax_checksum.json").write_text(json.dumps(record))
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory, data_dir):
+    """A micro sweep of 4 steps with the checkpoints of steps 2 and 4, and a copy of it to damage."""
+    settings = ["train.length=4", "train.length_unit=batches", "train.checkpoint_every=2"]
+    root = tmp_path_factory.mktemp("checkpointed")
+    run_sweep(micro(*settings), root / "straight", data_dir, progress=False)
+    shutil.copytree(root / "straight", root / "copy")
+    return settings, root / "straight", root / "copy"
+
+
+@pytest.mark.parametrize("how", ["truncated", "emptied metadata", "checksum mismatch"])
+def test_a_damaged_checkpoint_is_named_and_the_older_one_used(checkpointed, data_dir, tmp_path, capsys, how):
+    """Restore falls back to step 2 and says why in one line; a resume sets step 4 aside (nothing deleted) and
+    ends bit-identical to the run that was never damaged."""
+    from clstm_jax.run import read_config, read_specs, restore_state
+
+    settings, straight, stopped = checkpointed
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped, run_dir)
+    damage(run_dir, how)
+    assert int(restore_state(run_dir, read_config(run_dir), read_specs(run_dir))["step"]) == 2
+    said = capsys.readouterr().out.splitlines()
+    reason = {"truncated": "OUT_OF_RANGE", "emptied metadata": "JSONDecodeError",
+              "checksum mismatch": "do not match the checksum recorded when it was written"}[how]
+    assert len(said) == 1 and said[0].startswith(f"checkpoint of step 4 in {run_dir / 'checkpoints'} cannot be used (")
+    assert reason in said[0] and said[0].endswith("; trying step 2")
+
+    run_sweep(micro(*settings), run_dir, data_dir, progress=False)
+    assert sorted(p.name for p in (run_dir / "unusable-checkpoints").iterdir()) == ["4"]
+    assert "resuming from step 2; the unusable checkpoint(s) of step 4 moved to" in capsys.readouterr().out
+    chex.assert_trees_all_equal(final_params(straight), final_params(run_dir))
+
+
+def test_no_usable_checkpoint_is_one_error_and_keeps_them(checkpointed, tmp_path, capsys):
+    from clstm_jax.run import read_config, read_specs, restore_state
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(checkpointed[2], run_dir)
+    damage(run_dir, "truncated")
+    (run_dir / "checkpoints" / "2" / "default" / "_METADATA").write_text("")
+    before = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
+    with pytest.raises(ConfigError, match=r"none of its 2 checkpoint\(s\) can be used \(each named above\); they are kept"):
+        restore_state(run_dir, read_config(run_dir), read_specs(run_dir))
+    assert capsys.readouterr().out.count("cannot be used") == 2
+    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")) == before
+
+
+def test_checksums_change_with_any_one_word_and_not_with_the_sharding():
+    """Hand-checked on a small case: sum of w_i (2i + 1) mod 2^32; then one bit flipped anywhere changes it."""
+    from clstm_jax.checkpoint import checksums
+
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    words = x.view(np.uint32).astype(np.uint64)
+    expected = int(sum(w * (2 * i + 1) for i, w in enumerate(words)) % 2**32)
+    assert checksums({"x": jnp.asarray(x), "n": jnp.int32(7)}).tolist() == [7, expected]  # leaves in key order
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal(1000).astype(np.float32)
+    base = int(checksums({"x": jnp.asarray(big)})[0])
+    for index, bit in zip(rng.integers(0, 1000, 20), rng.integers(0, 32, 20)):
+        flipped = big.view(np.uint32).copy()
+        flipped[index] ^= np.uint32(1 << int(bit))
+        assert int(checksums({"x": jnp.asarray(flipped.view(np.float32))})[0]) != base
+
+
+@pytest.mark.parametrize("signum,delay", [(signal.SIGINT, 0.3), (signal.SIGINT, 4.0), (signal.SIGTERM, 4.0)])
+def test_an_interrupt_outside_training_is_one_line_and_exit_130(checkpointed, signum, delay):
+    """Ctrl-C or SIGTERM while importing, loading or evaluating: one line saying where, exit 130, no traceback."""
+    command = [sys.executable, "-m", "clstm_jax", "evaluate", str(checkpointed[1]), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "CLSTM_JAX_COMPILATION_CACHE": "off"})
+    time.sleep(delay)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert re.fullmatch(r"clstm-jax: interrupted while [a-z ]+; what was written before is kept: re-run the same "
+                        r"command to go on\n", err), err
+
+
+def test_zero_examples_is_refused_not_taken_for_the_default(checkpointed):
+    from clstm_jax.evaluate import evaluate
+    from clstm_jax.run import load_run
+
+    with pytest.raises(ConfigError, match=r"--examples 0: expected a positive number of test pairs"):
+        evaluate(load_run(checkpointed[1]), examples=0)

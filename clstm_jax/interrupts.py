@@ -1,0 +1,95 @@
+"""Ctrl-C and SIGTERM anywhere in a command: one line saying where it stopped and how to go on, exit 130.
+
+Every file a command writes is complete or absent (orbax commits a checkpoint by renaming it; results are
+written aside and renamed, clstm_jax/output.py), so a job may stop at any instant and a re-run of the
+same command goes on from what is on disk. What this module adds:
+
+- `command()`, the `clstm-jax` entry point, turns SIGTERM into the same KeyboardInterrupt as Ctrl-C and
+  handles one that arrives while the modules are still importing;
+- `doing(what)` names what a command is doing, for the line that says where it stopped;
+- a signal that lands inside a garbage-collector callback (JAX installs one) is sent again 50 ms later:
+  Python prints an exception raised there as "Exception ignored", drops it, and the job would run on;
+- `check()` re-raises an interrupt that was dropped anyway (in a `__del__`, say). Long loops call it once
+  per iteration;
+- a second Ctrl-C stops the process at once;
+- the process ends with `os._exit(130)` (and `os._exit(2)` after a user-facing error): the interpreter's
+  normal teardown, with XLA's and tensorstore's threads still running, crashed in some tries, and after a
+  failed checkpoint read it printed orbax's abandoned coroutines as "Exception ignored" tracebacks.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import threading
+
+_doing = "starting"
+_requested = False
+RESUME = "what was written before is kept: re-run the same command to go on"
+
+
+def _in_gc_callback(frame) -> bool:
+    codes = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_signal(signum, frame) -> None:
+    global _requested
+    if _requested:  # a second signal while the first is being handled: stop now
+        print(f"clstm-jax: stopped at once while {where()}; {RESUME}", file=sys.stderr, flush=True)
+        os._exit(130)
+    if _in_gc_callback(frame):  # Python would print and drop an exception raised here: send it again shortly
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    _requested = True
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread (a scheduler's SIGTERM stops a job as Ctrl-C does)."""
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt when a signal came whose exception Python swallowed (see the module's docstring)."""
+    if _requested:
+        raise KeyboardInterrupt
+
+
+def doing(what: str) -> None:
+    """Name what the command does from now on ("loading the data", "evaluating", ...), for the interrupt's line."""
+    global _doing
+    _doing = what
+
+
+def where() -> str:
+    return _doing
+
+
+def message(err: BaseException) -> str:
+    """The interrupt's line: its own words when it has some (the sweep's name the step and checkpoint), else where."""
+    return f"clstm-jax: {str(err) or f'interrupted while {where()}; {RESUME}'}"
+
+
+def command() -> None:
+    """The `clstm-jax` program: the CLI with signals handled from before its first import to its exit."""
+    install()
+    try:
+        from clstm_jax.cli import main
+
+        code = main()
+    except KeyboardInterrupt as err:  # before cli.main's own handler took over (while importing)
+        print(message(err), file=sys.stderr)
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code in (2, 130):  # a fault or an interrupt: no teardown for abandoned orbax coroutines to print from
+        os._exit(code)
+    sys.exit(code)
