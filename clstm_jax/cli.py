@@ -177,13 +177,15 @@ def evaluate(args: argparse.Namespace) -> int:
     from clstm_jax import modality_use
     from clstm_jax.evaluate import EVAL_DIR, evaluate
     from clstm_jax.run import load_run
+    from clstm_jax.run_dir import run_lock
 
     cached_run(args.run_dir)
     check_writable(Path(args.run_dir) / EVAL_DIR)
     run = load_run(args.run_dir)  # restored once for both measurements
-    result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
-    result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
-    modality_use.measure(run, args.data_dir, progress=not args.quiet).save(Path(args.run_dir) / EVAL_DIR, run.specs)
+    with run_lock(Path(args.run_dir)):  # not while a sweep or another evaluation writes there
+        result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
+        result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
+        modality_use.measure(run, args.data_dir, progress=not args.quiet).save(Path(args.run_dir) / EVAL_DIR, run.specs)
     out = f"{args.run_dir}/{EVAL_DIR}"
     files = [f"{out}/{name}" for name in ("accuracy.npz", "accuracy.csv", "modality_use.npz", "modality_use.csv")]
     if args.json:

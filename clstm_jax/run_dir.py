@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,8 +45,62 @@ class RunFiles:
         return self.root / "environment.jsonl"  # one record per start and resume (clstm_jax/environment.py)
 
     @property
+    def lock(self) -> Path:
+        return self.root / "lock"  # "pid@host" of the job that holds the run (run_lock)
+
+    @property
     def unusable_checkpoints(self) -> Path:
         return self.root / "unusable-checkpoints"  # set aside by a resume, never deleted (clstm_jax/checkpoint.py)
+
+
+_held: dict[Path, int] = {}  # run directories this process holds, with how many nested holds
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, log=print):
+    """Hold run_dir for one job: a second job on it is refused with one line naming the holder.
+
+    An exclusive `flock` on RUN/lock, which holds "pid@host". The kernel drops the lock when its process
+    ends, however it ends; the file is removed on a normal release, so one left behind names a job that
+    died, and taking it over says so. Nested holds in one process (a study's sweep) are one hold. Only
+    the primary process of a multi-process job locks. (flock is advisory and local: jobs on other hosts
+    that share the folder over NFS may not see it.)
+    """
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held or not distributed.is_primary():
+        _held[run_dir] = _held.get(run_dir, 0) + 1
+        try:
+            yield
+        finally:
+            _held[run_dir] -= 1
+            if not _held[run_dir]:
+                del _held[run_dir]
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = RunFiles(run_dir).lock
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(f"{run_dir} is in use by another clstm-jax job ({holder}); wait for it to end, "
+                          "or give this one another --out") from None
+    handle.seek(0)
+    if stale := handle.read().strip():
+        log(f"{run_dir}: took over the lock of {stale}, a job that ended without releasing it")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _held[run_dir] = 1
+    try:
+        yield
+    finally:
+        del _held[run_dir]
+        path.unlink(missing_ok=True)
+        handle.close()
 
 
 def config_record(config: Config) -> dict:

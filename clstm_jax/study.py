@@ -26,7 +26,7 @@ from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_mo
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report, figure_name
 from clstm_jax.run import Run, load_run
-from clstm_jax.run_dir import RunFiles, diff_keys
+from clstm_jax.run_dir import RunFiles, diff_keys, run_lock
 from clstm_jax.sweep import run_sweep
 
 
@@ -38,7 +38,12 @@ def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, 
         raise ConfigError(f"{', '.join(set_keys)} set, but the study's models are fixed (experiments.study_models; "
                           "study.seeds, study.families and study.scope choose among them); use `clstm-jax sweep` for "
                           "other models")
-    run_dir = Path(run_dir)
+    with run_lock(Path(run_dir)):  # one job per run directory, from training to results.md
+        return study_run(config, Path(run_dir), data_dir, progress, log)
+
+
+def study_run(config: Config, run_dir: Path, data_dir: str | None, progress: bool, log) -> Path:
+    """run_study's work, with the run directory held."""
     specs = study_models(config)
     started = time.perf_counter()
     log(f"study: {len(specs)} models in one program, {config.train.steps} steps each -> {run_dir}")

@@ -31,7 +31,7 @@ from clstm_jax.experiments import sweep_models
 from clstm_jax.families import group_counts, ordered
 from clstm_jax.keys import PAIRS, purpose_key
 from clstm_jax.multi_model import MODEL_AXIS, over_models, shard_state
-from clstm_jax.run_dir import RunFiles, claim_run_dir, keep_metrics_until
+from clstm_jax.run_dir import RunFiles, claim_run_dir, keep_metrics_until, run_lock
 from clstm_jax.stacking import Models, build_models, group_states, initial_state
 from clstm_jax.tensorboard import LOG_DIR, Board
 from clstm_jax.train import make_optimizer, train_step
@@ -70,8 +70,14 @@ def run_sweep(config: Config, run_dir: str | Path, data_dir: str | None = None, 
     """Train every model into run_dir (resuming from its latest checkpoint); returns the final state.
 
     specs: the models; default the config's (`experiments.sweep_models`; `study` passes its own list).
+    One job at a time per run directory (run_dir.run_lock).
     """
-    run_dir = Path(run_dir)
+    with run_lock(Path(run_dir)):
+        return train_models(config, Path(run_dir), data_dir, progress, specs)
+
+
+def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: bool, specs: list[ModelSpec] | None) -> dict:
+    """run_sweep's work, with the run directory held."""
     specs = ordered(specs if specs is not None else sweep_models(config))
     interrupts.doing("loading the data")
     data = load_checked_data(config, data_dir)

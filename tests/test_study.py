@@ -138,10 +138,12 @@ def test_report_numbers_equal_the_evaluation(study_run):
 
 def test_api_example_in_docs_runs_and_reproduces_the_stored_accuracy(study_run, data_dir, monkeypatch):
     run_dir, _ = study_run
-    monkeypatch.setenv("CLSTM_JAX_DATA", str(data_dir))  # the example uses the default data directory
+    monkeypatch.delenv("CLSTM_JAX_DATA", raising=False)  # the example names its data directory itself
     text = (ROOT / "docs" / "api.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    exec(compile(code, "docs/api.md", "exec"), {"RUN": run_dir})  # the block asserts equality itself
+    exec(compile(code, "docs/api.md", "exec"), {"RUN": run_dir, "DATA": str(data_dir)})  # it asserts equality itself
+    table = text[text.index("| function |"):text.index("\n\n", text.index("| function |"))]
+    assert "clstm_jax.report.Study" in table  # one table, not split by a blank line
 
 
 def test_evaluation_does_not_depend_on_chunking(study_run, data_dir):

@@ -443,3 +443,26 @@ def test_zero_examples_is_refused_not_taken_for_the_default(checkpointed):
 
     with pytest.raises(ConfigError, match=r"--examples 0: expected a positive number of test pairs"):
         evaluate(load_run(checkpointed[1]), examples=0)
+
+
+def test_one_job_per_run_directory(tmp_path, capsys):
+    """A second job on a held run is refused naming the holder; a lock left by a killed job is taken over, said."""
+    from clstm_jax.run_dir import run_lock
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom clstm_jax.run_dir import run_lock\n"
+                               f"with run_lock({str(run_dir)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(run_dir))} is in use by another clstm-jax job "
+                                          rf"\(pid {holder.pid} on {re.escape(socket.gethostname())}\); wait for it"):
+        with run_lock(run_dir):
+            pass
+    holder.kill()
+    holder.wait()
+    with run_lock(run_dir):
+        with run_lock(run_dir):  # nested in one process: one hold
+            assert (run_dir / "lock").read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
+    assert capsys.readouterr().out == f"{run_dir}: took over the lock of pid {holder.pid} on {socket.gethostname()}, " \
+                                      "a job that ended without releasing it\n"
+    assert not (run_dir / "lock").exists()  # released
