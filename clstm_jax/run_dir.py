@@ -76,6 +76,7 @@ def run_lock(run_dir: Path, log=print):
             if not _held[run_dir]:
                 del _held[run_dir]
         return
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = RunFiles(run_dir).lock
     handle = open(path, "a+")
@@ -101,6 +102,9 @@ def run_lock(run_dir: Path, log=print):
         del _held[run_dir]
         path.unlink(missing_ok=True)
         handle.close()
+        if created:  # a job refused before it wrote anything leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
 
 
 def config_record(config: Config) -> dict:
