@@ -181,8 +181,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     cached_run(args.run_dir)
     check_writable(Path(args.run_dir) / EVAL_DIR)
-    run = load_run(args.run_dir)  # restored once for both measurements
     with run_lock(Path(args.run_dir)):  # not while a sweep or another evaluation writes there
+        run = load_run(args.run_dir)  # restored once for both measurements
         result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
         result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
         modality_use.measure(run, args.data_dir, progress=not args.quiet).save(Path(args.run_dir) / EVAL_DIR, run.specs)

@@ -1,8 +1,9 @@
 """Ctrl-C and SIGTERM anywhere in a command: one line saying where it stopped and how to go on, exit 130.
 
-Every file a command writes is complete or absent (orbax commits a checkpoint by renaming it; results are
-written aside and renamed, clstm_jax/output.py), so a job may stop at any instant and a re-run of the
-same command goes on from what is on disk. What this module adds:
+A checkpoint is complete or absent (orbax commits one by renaming it, and a restore verifies its checksum),
+so training may stop at any instant and a re-run of the same command resumes from what is on disk.
+(Evaluation results are written when the evaluation ends; an interrupted one is done again.) What this
+module adds:
 
 - `command()`, the `clstm-jax` entry point, turns SIGTERM into the same KeyboardInterrupt as Ctrl-C and
   handles one that arrives while the modules are still importing;
@@ -42,7 +43,7 @@ def _in_gc_callback(frame) -> bool:
 def _on_signal(signum, frame) -> None:
     global _requested
     if _requested:  # a second signal while the first is being handled: stop now
-        print(f"clstm-jax: stopped at once while {where()}; {RESUME}", file=sys.stderr, flush=True)
+        print(f"clstm-jax: stopped at once while {_doing}; {RESUME}", file=sys.stderr, flush=True)
         os._exit(130)
     if _in_gc_callback(frame):  # Python would print and drop an exception raised here: send it again shortly
         threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
@@ -69,13 +70,9 @@ def doing(what: str) -> None:
     _doing = what
 
 
-def where() -> str:
-    return _doing
-
-
 def message(err: BaseException) -> str:
     """The interrupt's line: its own words when it has some (the sweep's name the step and checkpoint), else where."""
-    return f"clstm-jax: {str(err) or f'interrupted while {where()}; {RESUME}'}"
+    return f"clstm-jax: {str(err) or f'interrupted while {_doing}; {RESUME}'}"
 
 
 def command() -> None:

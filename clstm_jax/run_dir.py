@@ -46,35 +46,29 @@ class RunFiles:
 
     @property
     def lock(self) -> Path:
-        return self.root / "lock"  # "pid@host" of the job that holds the run (run_lock)
+        return self.root / "lock"  # "pid P on HOST" of the job that holds the run (run_lock)
 
     @property
     def unusable_checkpoints(self) -> Path:
         return self.root / "unusable-checkpoints"  # set aside by a resume, never deleted (clstm_jax/checkpoint.py)
 
 
-_held: dict[Path, int] = {}  # run directories this process holds, with how many nested holds
+_held: set[Path] = set()  # run directories this process holds
 
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path, log=print):
     """Hold run_dir for one job: a second job on it is refused with one line naming the holder.
 
-    An exclusive `flock` on RUN/lock, which holds "pid@host". The kernel drops the lock when its process
+    An exclusive `flock` on RUN/lock, which holds "pid P on HOST". The kernel drops the lock when its process
     ends, however it ends; the file is removed on a normal release, so one left behind names a job that
     died, and taking it over says so. Nested holds in one process (a study's sweep) are one hold. Only
     the primary process of a multi-process job locks. (flock is advisory and local: jobs on other hosts
     that share the folder over NFS may not see it.)
     """
     run_dir = Path(run_dir).resolve()
-    if run_dir in _held or not distributed.is_primary():
-        _held[run_dir] = _held.get(run_dir, 0) + 1
-        try:
-            yield
-        finally:
-            _held[run_dir] -= 1
-            if not _held[run_dir]:
-                del _held[run_dir]
+    if run_dir in _held or not distributed.is_primary():  # the outer hold (or process 0) releases it
+        yield
         return
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -95,11 +89,11 @@ def run_lock(run_dir: Path, log=print):
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
-    _held[run_dir] = 1
+    _held.add(run_dir)
     try:
         yield
     finally:
-        del _held[run_dir]
+        _held.discard(run_dir)
         path.unlink(missing_ok=True)
         handle.close()
         if created:  # a job refused before it wrote anything leaves no empty directory behind

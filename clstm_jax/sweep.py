@@ -120,7 +120,7 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
     step_program = lambda cfg: compiler.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
     config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
                                           lambda cfg: step_program(cfg).lower(state, train, models).compile(),
-                                          log=print if primary else lambda _: None)
+                                          log=log)
     step_fn = step_fn or step_program(config)  # "auto" compiled it already
     count_fn = compiler.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
     best_fn = jax.jit(keep_best, donate_argnums=0)
