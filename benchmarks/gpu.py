@@ -13,8 +13,10 @@ reported and the kit goes on):
 - chunk: the sweep step of 16 models at several `train.model_chunk` values and at "auto";
 - study: the study end to end, cut to 2% of its training steps and 32 test pairs per grid point.
 
-The kit writes its tables between the `gpu-kit` markers of docs/performance.md (replacing an earlier
-kit's), with the device, the command and the date, and prints them too.
+At the paper size the kit writes its tables between the `gpu-kit` markers of docs/performance.md
+(replacing an earlier kit's), with the device, the command and the date, and prints them too. Any other
+size only prints them, so that checking the kit never rewrites the tracked figures (`--write` to write
+anyway, `--no-write` to keep even the paper size's out).
 """
 
 from __future__ import annotations
@@ -117,7 +119,6 @@ def part_chunk(size: dict, data_dir: str) -> str:
         train = split_arrays(split, feature_stats(config, split))
         program = new_program(config, bench_specs(n))
         config, step = memory.fit_training(config, n, lambda cfg: compile_step(cfg, program, train), log=lambda _: None)
-        step = step or compile_step(config, program, train)
         seconds = timed_steps(step, [program[0], train, program[1]], 3)
         chosen = f"{config.train.model_chunk}" + (", remat" if config.model.remat else "")
         rows.append(f"| {chunk} | {chosen} | {seconds:.3f} | {n * config.train.batch_size / seconds:,.0f} "
@@ -175,7 +176,11 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)  # one part, in this process (used by the kit)
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--no-write", action="store_true", help="print the tables; leave docs/performance.md alone")
+    writing = parser.add_mutually_exclusive_group()
+    writing.add_argument("--write", action="store_true", default=None,
+                         help="write the tables into docs/performance.md (the default at the paper size only)")
+    writing.add_argument("--no-write", dest="write", action="store_false",
+                         help="print the tables; leave docs/performance.md alone")
     args = parser.parse_args()
     size = SIZES[args.size]
     if args.part:
@@ -190,8 +195,14 @@ def main() -> None:
         lines += [f"### {part} ({seconds:.0f} s)", "", text, ""]
         print(f"### {part} ({seconds:.0f} s)\n\n{text}\n", flush=True)
     lines.append(END)
-    if not args.no_write:
+    if should_write(args.write, args.size):
         write_section("\n".join(lines))
+        print(f"gpu kit: tables written into {PERFORMANCE}", file=sys.stderr)
+
+
+def should_write(asked: bool | None, size: str) -> bool:
+    """Whether the tables go into docs/performance.md: as asked, else only for the paper size (a GPU measurement)."""
+    return size == "paper" if asked is None else asked
 
 
 if __name__ == "__main__":

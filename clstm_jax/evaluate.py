@@ -222,7 +222,6 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         run.config, max(sizes(run.params).values()) // len(mesh.devices), total,
         lambda chunk, b: program(chunk).lower(params, masks, test, items_at(0, b), root).compile(),
         log=print if progress else lambda _: None)
-    step = step or program(model_chunk)  # "auto" compiled it already
 
     correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n
     with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",

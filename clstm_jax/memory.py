@@ -7,7 +7,9 @@ of an evaluation chunk. So "auto" compiles the program at sizes 1 and 2, fits
 the line, and compiles the widest size the line puts under the budget and the
 next one, to confirm that it is the widest that fits (bisecting when the line
 was wrong). When one model does not fit, training turns on `model.remat` and
-tries again.
+tries again. Sizes set by hand are compiled once too, and refused when they
+need more than the budget: one line before any work, not an out-of-memory
+error midway.
 
 The budget is `train.memory_budget_gb`, or when that is 0 the device's own
 limit (90% of `memory_stats()["bytes_limit"]` on a GPU, for the runtime's own
@@ -90,14 +92,19 @@ def widest_fitting(compile_at: Callable[[int], object], largest: int, budget: in
 
 def fit_training(config: Config, models_per_device: int, compile_step: Callable[[Config], object],
                  log=print) -> tuple[Config, object]:
-    """(config, compiled step): `train.model_chunk = "auto"` resolved to the widest chunk that fits (remat if
-    needed), and the step compiled for it; the config unchanged and None when the chunk is not "auto".
+    """(config, compiled step): the training step compiled for the config, `train.model_chunk = "auto"`
+    resolved to the widest chunk that fits (remat if needed). A configured chunk that does not fit the
+    budget is refused (ConfigError), before any training step.
 
     compile_step(config) returns the training step compiled for that config.
     """
-    if config.train.model_chunk != "auto":
-        return config, None
     budget = budget_bytes(config)
+    if config.train.model_chunk != "auto":
+        step = compile_step(config)
+        check_fits(program_bytes(step), budget, f"the training step at train.batch_size = {config.train.batch_size}, "
+                   f"train.model_chunk = {config.train.model_chunk}", "a smaller train.batch_size or train.model_chunk "
+                   "(or \"auto\"), model.remat = true")
+        return config, step
     for remat in dict.fromkeys((config.model.remat, True)):
         model = dataclasses.replace(config.model, remat=remat)
         # all the device's models side by side is chunk 0 (one vmap): the program the run then compiles
@@ -114,19 +121,31 @@ def fit_training(config: Config, models_per_device: int, compile_step: Callable[
                       "or model size, or a larger budget")
 
 
+def check_fits(used: int, budget: int, what: str, expected: str) -> None:
+    """Refuse a program of configured sizes that needs more than the budget, before it runs out of memory midway."""
+    if used > budget:
+        raise ConfigError(f"{what} needs {used / GIB:.3g} GiB per device, over the {budget / GIB:.3g} GiB budget "
+                          f"(train.memory_budget_gb; 0 = the device's, or half the RAM on a CPU); expected {expected}, "
+                          "or a larger budget")
+
+
 def fit_evaluation(config: Config, models_per_device: int, total_items: int,
                    compile_chunk: Callable[[int, int], object], log=print) -> tuple[int, int, object]:
-    """(model_chunk, batch, compiled chunk): each size as configured, or "auto" resolved to fit the budget,
-    with the program compiled at those sizes (None when nothing was "auto", so nothing was compiled).
+    """(model_chunk, batch, compiled chunk): each size as configured (refused when it does not fit the budget),
+    or "auto" resolved to fit it, with the program compiled at those sizes.
 
     compile_chunk(model_chunk, batch) returns the evaluation chunk compiled at that size. An "auto" model
     chunk starts from all the device's models (a forward pass keeps no backward state) and halves while
     not even one item fits; an "auto" batch is the widest up to AUTO_MAX_ITEMS (and the total) that fits.
     """
     chunk, batch = config.train.model_chunk, config.evaluate.batch
-    if batch != "auto":
-        return (0 if chunk == "auto" else chunk), batch, None
     budget = budget_bytes(config)
+    if batch != "auto":
+        chunk = 0 if chunk == "auto" else chunk
+        program = compile_chunk(chunk, batch)
+        check_fits(program_bytes(program), budget, f"the evaluation at evaluate.batch = {batch}"
+                   + (f", train.model_chunk = {chunk}" if chunk else ""), "a smaller evaluate.batch (or \"auto\")")
+        return chunk, batch, program
     widest = min(AUTO_MAX_ITEMS, total_items)
     for model_chunk in ([chunk] if chunk != "auto" else [0, *halvings(models_per_device)[1:]]):
         batch, used, program = widest_fitting(lambda b: compile_chunk(model_chunk, b), widest, budget)

@@ -135,7 +135,6 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
                 example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
                 model_chunk, batch, right = memory.fit_evaluation(cfg, max(counts.values()), n, lambda chunk, b: program(chunk).lower(
                     run.params, masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
-                right = right or program(model_chunk)  # "auto" compiled it already
                 batch = min(batch, n)
             row = []
             for condition in CONDITIONS:

@@ -91,16 +91,17 @@ def compiled(name: str, config: Config, specs: list[ModelSpec], data):
     return fn.lower(*args).compile()
 
 
-def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, Config]:
-    """The config each program runs with: "auto" sizes resolved as the run resolves them (clstm_jax/memory.py)."""
+def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, tuple[Config, object]]:
+    """name -> (the config the program runs with, the program compiled for it): "auto" sizes resolved as
+    the run resolves them, and sizes that do not fit the budget refused (clstm_jax/memory.py)."""
     per_device = max(group_counts(specs)) // len(families.mesh(specs).devices)
-    train, _ = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
+    train, step = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
     at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
                                                   evaluate=dataclasses.replace(config.evaluate, batch=batch))
     total = len(config.evaluate.snrs) ** 2 * config.evaluate.examples
-    chunk, batch, _ = memory.fit_evaluation(config, per_device, total,
-                                            lambda c, b: compiled("evaluation chunk", at(c, b), specs, data), log)
-    return {"train step": train, "evaluation chunk": at(chunk, batch)}
+    chunk, batch, evaluation = memory.fit_evaluation(config, per_device, total,
+                                                     lambda c, b: compiled("evaluation chunk", at(c, b), specs, data), log)
+    return {"train step": (train, step), "evaluation chunk": (at(chunk, batch), evaluation)}
 
 
 def flops(compiled) -> float:
@@ -131,15 +132,15 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
          timed_calls: int = 0, log=print) -> dict:
     """The cost of training and evaluating `specs` under `config` (see the module docstring)."""
     data = load_checked_data(config, data_dir)
-    configs = sized(config, specs, data, log)
+    log(f"plan: compiling the train step and the evaluation chunk ({len(specs)} models)")
+    programs = sized(config, specs, data, log)
+    configs = {name: program_config for name, (program_config, _) in programs.items()}
     counts = calls(configs["evaluation chunk"], specs, study)
     log(f"plan: compiling both programs unrolled at {FIT_FRAMES} frames (for their FLOPs)")
     unrolled = unrolled_flops(configs, specs, data)
     rows = {}
-    for name, program_config in configs.items():
-        log(f"plan: compiling the {name} ({len(specs)} models)")
-        fn, args = program(name, program_config, specs, data)
-        executable = fn.lower(*args).compile()
+    for name, (program_config, executable) in programs.items():
+        _, args = program(name, program_config, specs, data)  # the arguments, placed as a run places them
         analysis = executable.memory_analysis()
         row = {
             "models": len(specs), **counts[name],

@@ -135,6 +135,17 @@ def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
     return False
 
 
+def discard_new_run(run_dir: Path) -> None:
+    """Remove what a new run wrote before its first step (its records, an empty checkpoint folder), when the
+    job is refused there: a re-run with other settings then starts afresh instead of meeting "a different
+    config". Only for a run this job began; a resumed run keeps everything."""
+    files = RunFiles(run_dir)
+    for path in (files.config, files.data, files.models, files.environment, files.feature_stats):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (run_dir / "checkpoints").rmdir()
+
+
 def check_run_data(run_dir: Path, data_identity: dict, action: str) -> None:
     """Refuse to `action` a run on data other than its own (RUN/data.json), naming what differs.
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from clstm_jax import environment, interrupts
 from clstm_jax.claims import ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
-from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
-from clstm_jax.evaluate import EVAL_DIR, evaluate, evaluation_inputs, load_evaluation
+from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label, snr_value
+from clstm_jax.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs, load_evaluation
 from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
-from clstm_jax.modality_use import CONDITIONS, POINTS, condition_inputs, load_modality_use
+from clstm_jax.modality_use import CONDITIONS, POINTS, ModalityUse, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.report import Study, draw_report, figure_name
 from clstm_jax.run import Run, load_run
@@ -51,15 +51,19 @@ def study_run(config: Config, run_dir: Path, data_dir: str | None, progress: boo
     run = load_run(run_dir)
     stored = run_dir / EVAL_DIR / "accuracy.npz"
     evaluation = load_evaluation(run_dir) if stored.exists() else None
-    if evaluation is not None and evaluation.step == config.train.steps:
+    differences = evaluation_differences(evaluation, run) if evaluation is not None else None
+    if differences == []:
         log(f"study: evaluation of step {config.train.steps} found in {stored}; not redone")
     else:
-        log("study: evaluating every model on the test-SNR grid")
+        log("study: evaluating every model on the test-SNR grid" + (
+            f" (the one in {stored} was made with other settings: {'; '.join(differences)})" if differences else ""))
         evaluation = evaluate(run, data_dir=data_dir, progress=progress)
         evaluation.save(run_dir / EVAL_DIR, run.specs)
     use = load_modality_use(run_dir)
-    if use is None or use.step != evaluation.step or use.correct.shape[-1] != config.evaluate.point_examples:
-        log("study: measuring modality use (each input swapped for another digit's, or zeroed)")
+    use_differences = modality_use_differences(use, run) if use is not None else None
+    if use_differences != []:
+        log("study: measuring modality use (each input swapped for another digit's, or zeroed)" + (
+            f"; the stored one was made with other settings: {'; '.join(use_differences)}" if use_differences else ""))
         use = measure_modality_use(run, data_dir, progress)
         use.save(run_dir / EVAL_DIR, run.specs)
     study = Study(evaluation, run.specs, modality_use=use)
@@ -72,6 +76,36 @@ def study_run(config: Config, run_dir: Path, data_dir: str | None, progress: boo
     path.write_text(results_markdown(config, judged, study, run_dir, time.perf_counter() - started))
     log(f"study: {len(judged)} claims judged -> {path} and {run_dir / CLAIMS_FILE}")
     return path
+
+
+def evaluation_differences(evaluation: Evaluation, run: Run) -> list[str]:
+    """How a stored evaluation differs from the one the study's config asks for (`evaluate --examples 8`
+    or `--full` stores other ones); empty when it can be used as it is."""
+    cfg = run.config
+    snrs = [float(snr_value("evaluate.snrs", s)) for s in cfg.evaluate.snrs]
+    return settings_differences({
+        "test pairs": (evaluation.examples, cfg.evaluate.examples),
+        "mode": (evaluation.mode, "subset"),
+        "training step": (evaluation.step, cfg.train.steps),
+        "models": (evaluation.names, tuple(run.names)),
+        "test SNRs": ([float(x) for x in evaluation.audio_snrs], snrs),
+    })
+
+
+def modality_use_differences(use: ModalityUse, run: Run) -> list[str]:
+    """How a stored modality-use measurement differs from the one the study's config asks for; empty when none."""
+    return settings_differences({
+        "test pairs": (use.correct.shape[-1], run.config.evaluate.point_examples),
+        "training step": (use.step, run.config.train.steps),
+        "models": (use.names, tuple(run.names)),
+    })
+
+
+def settings_differences(settings: dict[str, tuple]) -> list[str]:
+    """ "NAME STORED (the study's: ASKED)" for each name whose (stored, asked) values differ."""
+    shown = lambda value: f"[{len(value)}: {value[0]}, ...]" if isinstance(value, tuple) and value else str(value)
+    return [f"{name} {shown(stored)} (the study's: {shown(asked)})"
+            for name, (stored, asked) in settings.items() if stored != asked]
 
 
 CLAIMS_FILE = "claims.json"

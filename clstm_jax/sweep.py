@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from clstm_jax import checkpoint, compiler, distributed, environment, families, interrupts, memory
-from clstm_jax.config import Config, ModelSpec
+from clstm_jax.config import Config, ConfigError, ModelSpec
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
 from clstm_jax.device_data import SplitArrays, load_checked_data, run_feature_stats, split_arrays
@@ -31,7 +31,7 @@ from clstm_jax.experiments import sweep_models
 from clstm_jax.families import group_counts, ordered
 from clstm_jax.keys import PAIRS, purpose_key
 from clstm_jax.multi_model import MODEL_AXIS, over_models, shard_state
-from clstm_jax.run_dir import RunFiles, claim_run_dir, keep_metrics_until, run_lock
+from clstm_jax.run_dir import RunFiles, claim_run_dir, discard_new_run, keep_metrics_until, run_lock
 from clstm_jax.stacking import Models, build_models, group_states, initial_state
 from clstm_jax.tensorboard import LOG_DIR, Board
 from clstm_jax.train import make_optimizer, train_step
@@ -118,10 +118,14 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
     groups = len(mesh.devices)
     interrupts.doing("compiling the training step")
     step_program = lambda cfg: compiler.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
-    config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
-                                          lambda cfg: step_program(cfg).lower(state, train, models).compile(),
-                                          log=log)
-    step_fn = step_fn or step_program(config)  # "auto" compiled it already
+    try:  # a finished run has no step left to run, nor to compile
+        config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
+                                              lambda cfg: step_program(cfg).lower(state, train, models).compile(),
+                                              log=log) if int(state["step"]) < config.train.steps else (config, None)
+    except ConfigError:  # refused before its first step: a new run leaves nothing that a re-run would meet
+        if primary and not resuming:
+            discard_new_run(run_dir)
+        raise
     count_fn = compiler.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
     best_fn = jax.jit(keep_best, donate_argnums=0)
     total = config.train.steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,11 @@ from clstm_jax.keys import VALIDATION, purpose_key
 from clstm_jax.families import apply, concat, split
 from clstm_jax.multi_model import over_models
 from clstm_jax.stacking import Models, group_states
+
+CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over the ten digits, where training starts
+# A mean training loss this many times chance's is a diverged model, never one still learning: the
+# learning rate 1e6 reached 1e14 within 20 steps, while working runs stay below chance's after their first steps.
+DIVERGED = 100
 
 
 def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
@@ -64,6 +70,20 @@ def keep_best(state: dict, accuracy: jax.Array) -> dict:
     return {**state, **new}
 
 
+def check_loss(loss: np.ndarray, names: list[str], step: int, steps: int) -> None:
+    """Stop the run (FloatingPointError: one line, exit 2) when a model's mean training loss over the last
+    `steps` steps is not finite or has grown to DIVERGED x chance's, before that step's checkpoint is written."""
+    bad = [k for k, value in enumerate(loss) if not (np.isfinite(value) and value < DIVERGED * CHANCE_LOSS)]
+    if not bad:
+        return
+    shown = ", ".join(f"{names[k]} ({loss[k]:.3g})" for k in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    what = "is not finite" if not np.all(np.isfinite(loss[bad])) else f"grew over {DIVERGED} x chance's {CHANCE_LOSS:.2f}"
+    raise FloatingPointError(
+        f"training diverged at step {step}: the mean loss of steps {step - steps + 1}-{step} {what} for {shown}; "
+        f"stopped before the checkpoint of step {step} (earlier ones are kept). Expected a smaller train.learning_rate "
+        "(in a new --out: it is part of the run's config)")
+
+
 def validate(state, models, validation, stats, count_fn, best_fn, config, names, steps_since, files, bar,
              step_seconds: float | None = None, board=None) -> dict:
     """Validation accuracy per model; keep each model's best state; one metrics line (with the median seconds
@@ -77,10 +97,8 @@ def validate(state, models, validation, stats, count_fn, best_fn, config, names,
         for i in range(0, n, chunk)
     )
     loss = np.concatenate([distributed.to_host(gs["loss_sum"]) for gs in group_states(state).values()]) / steps_since
+    check_loss(loss, names, int(state["step"]), steps_since)
     step = int(state["step"])
-    if not np.all(np.isfinite(loss)):
-        bad = [name for name, value in zip(names, loss) if not np.isfinite(value)]
-        raise FloatingPointError(f"non-finite training loss at step {step} for {', '.join(bad)}")
     accuracy = correct.astype(jnp.float32) / n
     state = best_fn(state, accuracy)
     accuracy = distributed.to_host(accuracy)  # a collective: every process takes part

@@ -69,8 +69,21 @@ def test_training_chunk_is_the_widest_that_fits_and_remat_comes_on_when_one_mode
         widest = max(fitting(remat))
         assert (chosen.train.model_chunk, chosen.model.remat) == (0 if widest == 3 else widest, remat), budget
         assert memory.program_bytes(step) == TRAIN_BYTES[widest, remat]  # the chosen program, compiled once
-    fixed = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, model_chunk=2))
-    assert memory.fit_training(fixed, 3, None) == (fixed, None)  # nothing "auto": nothing compiled
+
+@pytest.mark.parametrize("budget", [TRAIN_BYTES[2, False] - 1, TRAIN_BYTES[2, False]])
+def test_a_training_chunk_set_by_hand_is_compiled_once_and_refused_over_the_budget(budget):
+    fixed = with_budget(dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, model_chunk=2)), budget)
+    compiled_at = []
+    compile_step = lambda cfg: compiled_at.append(cfg) or train_step_at(cfg)
+    if budget < TRAIN_BYTES[2, False]:
+        with pytest.raises(ConfigError, match=r"^the training step at train.batch_size = 4, train.model_chunk = 2 needs "
+                                              r"[0-9.e+-]+ GiB per device, over the [0-9.e+-]+ GiB budget "
+                                              r"\(train.memory_budget_gb; .*\); expected a smaller train.batch_size"):
+            memory.fit_training(fixed, 3, compile_step)
+    else:
+        chosen, step = memory.fit_training(fixed, 3, compile_step)
+        assert chosen == fixed and memory.program_bytes(step) == TRAIN_BYTES[2, False]
+    assert compiled_at == [fixed]  # no search, no remat: the sizes are the config's
 
 
 def test_evaluation_batch_is_the_widest_that_fits_and_the_model_chunk_halves_when_one_item_does_not():
@@ -87,6 +100,14 @@ def test_evaluation_batch_is_the_widest_that_fits_and_the_model_chunk_halves_whe
         chunk, batch, program = memory.fit_evaluation(with_budget(CONFIG, budget), 3, 3200, chunk_at, log=lambda _: None)
         assert (chunk, batch) == (first_chunk, widest), budget
         assert memory.program_bytes(program) == per_item(chunk, batch)
-    # Without "auto" nothing is compiled: the sizes are the config's ("auto" models alone means all of them).
+    # A batch set by hand: compiled once at the config's sizes ("auto" models alone means all of them) and
+    # refused when over the budget.
     fixed = dataclasses.replace(CONFIG, evaluate=dataclasses.replace(CONFIG.evaluate, batch=64))
-    assert memory.fit_evaluation(fixed, 3, 3200, None) == (0, 64, None)
+    compiled_at = []
+    compile_chunk = lambda chunk, batch: compiled_at.append((chunk, batch)) or chunk_at(chunk, batch)
+    chunk, batch, program = memory.fit_evaluation(with_budget(fixed, per_item(0, 64)), 3, 3200, compile_chunk)
+    assert (chunk, batch, memory.program_bytes(program)) == (0, 64, per_item(0, 64))
+    with pytest.raises(ConfigError, match=r"^the evaluation at evaluate.batch = 64 needs .* GiB per device, over the .* "
+                                          r"GiB budget .*; expected a smaller evaluate.batch"):
+        memory.fit_evaluation(with_budget(fixed, per_item(0, 64) - 1), 3, 3200, compile_chunk)
+    assert compiled_at == [(0, 64), (0, 64)]

@@ -4,6 +4,8 @@ import csv
 import json
 import dataclasses
 import re
+import shutil
+import types
 
 import jax
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 from clstm_jax.cli import main
 from clstm_jax.config import load_config
 from clstm_jax.evaluate import evaluate, evaluation_inputs, load_evaluation, other_digit
-from clstm_jax.run import load_run
+from clstm_jax.run import load_run, read_specs
 from clstm_jax.claims import CLAIMS, VERDICTS
 from clstm_jax.experiments import study_models
 from clstm_jax.study import run_study
@@ -207,6 +209,47 @@ def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir, monke
     run_study(config, run_dir, str(data_dir), progress=False, log=lines.append)
     assert npz.stat().st_mtime_ns == before
     assert any("not redone" in line for line in lines)
+
+
+def test_a_stored_evaluation_made_with_other_settings_is_redone_and_the_difference_named(study_run, data_dir, tmp_path,
+                                                                                      monkeypatch):
+    """`evaluate --examples 2` before a study that asks for 4: the study evaluates again, and says why."""
+    run_dir, config = study_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    original = load_evaluation(run_dir)
+    fewer = dataclasses.replace(original, correct=original.correct[..., :2], labels=original.labels[:2])
+    fewer.save(copy / "eval", read_specs(run_dir))
+    calls, lines = [], []
+    monkeypatch.setattr("clstm_jax.study.evaluate", lambda run, **kwargs: calls.append(run.path) or original)
+    monkeypatch.setattr("clstm_jax.study.draw_report", lambda *args, **kwargs: [])
+    run_study(config, copy, str(data_dir), progress=False, log=lines.append)
+    assert calls == [copy]
+    assert (f"study: evaluating every model on the test-SNR grid (the one in {copy / 'eval' / 'accuracy.npz'} was made "
+            "with other settings: test pairs 2 (the study's: 4))") in lines
+    assert load_evaluation(copy).examples == 4
+
+
+def test_every_setting_an_evaluation_depends_on_is_compared(study_run):
+    from clstm_jax.study import evaluation_differences, modality_use_differences
+    from clstm_jax.modality_use import load_modality_use
+
+    run_dir, config = study_run
+    evaluation, use = load_evaluation(run_dir), load_modality_use(run_dir)
+    run = types.SimpleNamespace(config=config, names=list(evaluation.names))
+    assert evaluation_differences(evaluation, run) == [] and modality_use_differences(use, run) == []
+    n, first = len(evaluation.names), evaluation.names[0]
+    other = dataclasses.replace(evaluation, mode="full", step=5, names=evaluation.names[::-1],
+                                audio_snrs=evaluation.audio_snrs[::-1])
+    assert evaluation_differences(other, run) == [
+        "mode full (the study's: subset)", "training step 5 (the study's: 10)",
+        f"models [{n}: {evaluation.names[-1]}, ...] (the study's: [{n}: {first}, ...])",
+        f"test SNRs {[float(x) for x in evaluation.audio_snrs[::-1]]} (the study's: "
+        f"{[float(x) for x in evaluation.audio_snrs]})"]
+    other_use = dataclasses.replace(use, correct=use.correct[..., :3], step=5, names=use.names[:1])
+    assert modality_use_differences(other_use, run) == [
+        "test pairs 3 (the study's: 6)", "training step 5 (the study's: 10)",
+        f"models [1: {first}, ...] (the study's: [{n}: {first}, ...])"]
 
 
 def test_modality_use_swaps_or_zeroes_one_input_and_matches_the_evaluation(study_run, data_dir):

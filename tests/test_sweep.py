@@ -466,3 +466,52 @@ def test_one_job_per_run_directory(tmp_path, capsys):
     assert capsys.readouterr().out == f"{run_dir}: took over the lock of pid {holder.pid} on {socket.gethostname()}, " \
                                       "a job that ended without releasing it\n"
     assert not (run_dir / "lock").exists()  # released
+
+
+def test_a_diverging_run_stops_with_one_line_naming_the_step(tmp_path, data_dir, capsys):
+    """Learning rate 1e6: losses near 1e13 by the first validation. One line, exit 2, no metrics written for
+    the diverged interval, and the checkpoint of the step before it kept."""
+    from clstm_jax.cli import main
+
+    run_dir = tmp_path / "diverged"
+    args = ["sweep", str(SWEEPS / "fusion.toml"), "--out", str(run_dir), "--data-dir", str(data_dir), "--quiet"]
+    for item in (*MICRO, "train.length=8", "train.length_unit=batches", "train.validate_every=4",
+                 "train.checkpoint_every=2", "train.learning_rate=1e6"):
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("clstm-jax: error: training diverged at step 4: the mean loss of steps 1-4 "
+                                              "grew over 100 x chance's 2.30 for fusion=initial"), err
+    assert "stopped before the checkpoint of step 4 (earlier ones are kept)" in err
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()) == ["2"]
+    assert not (run_dir / "metrics.jsonl").exists()
+
+
+def test_a_non_finite_or_exploded_loss_is_named_per_model():
+    from clstm_jax.validation import check_loss
+
+    names = [f"m{k}" for k in range(6)]
+    check_loss(np.array([2.3, 0.1, 229.0, 1e-9, 5.0, 2.0]), names, 10, 5)  # all still learning: no error
+    with pytest.raises(FloatingPointError) as err:
+        check_loss(np.array([2.3, np.nan, 0.5, np.inf, 231.0, 1e20]), names, 10, 5)
+    assert str(err.value).startswith("training diverged at step 10: the mean loss of steps 6-10 is not finite for "
+                                     "m1 (nan), m3 (inf), m4 (231) and 1 more; ")
+    with pytest.raises(FloatingPointError, match=r"steps 1-3 grew over 100 x chance's 2.30 for m0 \(1e\+14\); "):
+        check_loss(np.array([1e14]), names[:1], 3, 3)
+
+
+def test_a_batch_over_the_memory_budget_is_refused_before_any_work(tmp_path, data_dir, capsys):
+    """train.batch_size = 1e8 would run out of memory in its first step: one line naming the budget, exit 2,
+    and the new run leaves nothing behind, so a re-run with a smaller batch starts afresh."""
+    from clstm_jax.cli import main
+
+    run_dir = tmp_path / "too-big"
+    args = ["sweep", str(SWEEPS / "fusion.toml"), "--out", str(run_dir), "--data-dir", str(data_dir), "--quiet"]
+    for item in (*MICRO, "train.batch_size=100000000", "train.memory_budget_gb=4"):
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"clstm-jax: error: the training step at train.batch_size = 100000000, train.model_chunk = 0 "
+                        r"needs [0-9.e+]+ GiB per device, over the 4 GiB budget \(train.memory_budget_gb; .*\); "
+                        r"expected a smaller train.batch_size .*", err), err
+    assert not run_dir.exists()
