@@ -20,13 +20,14 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax import lax
 
-from clstm_jax import distributed
+from clstm_jax import distributed, interrupts
 from clstm_jax.config import ConfigError
 from clstm_jax.output import OutputError
 
 CHECKSUM_FILE = "clstm_jax_checksum.json"
 
 
+@interrupts.deferred()
 def manager(run_dir: Path, keep: int = 2) -> ocp.CheckpointManager:
     """A synchronous CheckpointManager over `run_dir/checkpoints`, keeping the newest `keep` steps."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True)
@@ -87,6 +88,7 @@ def checksums(state: dict) -> jax.Array:
     return jnp.stack([one(x) for x in jax.tree.leaves(state)])
 
 
+@interrupts.deferred()
 def save(mngr: ocp.CheckpointManager, step: int, state: dict) -> None:
     """Save `state` (a pytree of arrays) as checkpoint `step`, then its checksum; returns when both are on disk."""
     sums = distributed.to_host(checksums(state)).tolist()
@@ -97,6 +99,7 @@ def save(mngr: ocp.CheckpointManager, step: int, state: dict) -> None:
             (Path(mngr.directory) / str(step) / CHECKSUM_FILE).write_text(json.dumps({"uint32_sums": sums}) + "\n")
 
 
+@interrupts.deferred()
 def close(mngr: ocp.CheckpointManager) -> None:
     """Wait for any write still running, then release the manager."""
     with writing(mngr, "the last checkpoint"):
@@ -123,6 +126,7 @@ def restore_step(mngr: ocp.CheckpointManager, step: int, abstract: dict) -> dict
 UNREADABLE = (OSError, ValueError, KeyError, TypeError)  # what orbax and tensorstore raise on damaged files
 
 
+@interrupts.deferred()
 def restore_latest(mngr: ocp.CheckpointManager, like: dict, log=print, set_aside: Path | None = None) -> dict | None:
     """The newest intact checkpoint, restored into arrays shaped and sharded like `like`; None when there is none.
 

@@ -180,14 +180,14 @@ def evaluate(args: argparse.Namespace) -> int:
     from clstm_jax.run_dir import run_lock
 
     cached_run(args.run_dir)
-    check_writable(Path(args.run_dir) / EVAL_DIR)
+    eval_dir = check_writable(Path(args.run_dir) / EVAL_DIR)  # also where an interrupted one keeps its finished chunks
     with run_lock(Path(args.run_dir)):  # not while a sweep or another evaluation writes there
         run = load_run(args.run_dir)  # restored once for both measurements
-        result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet)
-        result.save(Path(args.run_dir) / EVAL_DIR, run.specs)
-        modality_use.measure(run, args.data_dir, progress=not args.quiet).save(Path(args.run_dir) / EVAL_DIR, run.specs)
-    out = f"{args.run_dir}/{EVAL_DIR}"
-    files = [f"{out}/{name}" for name in ("accuracy.npz", "accuracy.csv", "modality_use.npz", "modality_use.csv")]
+        result = evaluate(run, examples=args.examples, full=args.full, data_dir=args.data_dir, progress=not args.quiet,
+                          keep=eval_dir)
+        result.save(eval_dir, run.specs)
+        modality_use.measure(run, args.data_dir, progress=not args.quiet, keep=eval_dir).save(eval_dir, run.specs)
+    files = [f"{args.run_dir}/{EVAL_DIR}/{name}" for name in ("accuracy.npz", "accuracy.csv", "modality_use.npz", "modality_use.csv")]
     if args.json:
         print(json.dumps({"models": list(result.names), "examples": result.examples, "mode": result.mode,
                           "mean_accuracy": dict(zip(result.names, result.accuracy.mean(axis=(1, 2)).tolist())),

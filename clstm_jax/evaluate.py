@@ -14,6 +14,7 @@ devices) on the same inputs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import time
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -31,6 +32,7 @@ from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.families import apply, concat, sizes
 from clstm_jax.model import ModelConfig
+from clstm_jax.resumable import KeptChunks
 from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
 from clstm_jax.device_data import load_checked_data, split_arrays, SplitArrays
@@ -39,6 +41,7 @@ from clstm_jax.multi_model import MODEL_AXIS, model_mesh, over_models
 from clstm_jax.run_dir import check_run_data
 
 EVAL_DIR = "eval"
+PARTIAL = "accuracy.partial.npz"  # an interrupted evaluation's finished chunks (clstm_jax/resumable.py)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Evaluation:
                             f"{self.accuracy[m, i, j]:.6f}", f"{low[m, i, j]:.6f}", f"{high[m, i, j]:.6f}",
                         ])
         (directory / "accuracy.tmp.csv").replace(directory / "accuracy.csv")
+        (directory / PARTIAL).unlink(missing_ok=True)
 
 
 CSV_COLUMNS = ("model", "family", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed",
@@ -185,10 +189,12 @@ def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Arr
 
 
 def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir: str | None = None,
-             progress: bool = True) -> Evaluation:
+             progress: bool = True, keep: Path | None = None) -> Evaluation:
     """Every model x every (audio, visual) grid point on the shared evaluation set.
 
     examples: subset size (default the config's evaluate.examples); full: every test pair, streamed.
+    keep: a folder (RUN/eval) to keep finished chunks in, so that an interrupted evaluation continues where
+    it stopped (clstm_jax/resumable.py); `Evaluation.save` there removes them.
     """
     if not run.complete:
         raise ConfigError(f"{run.path}: trained {run.step} of {run.config.train.steps} steps; "
@@ -223,23 +229,32 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         lambda chunk, b: program(chunk).lower(params, masks, test, items_at(0, b), root).compile(),
         log=print if progress else lambda _: None)
 
-    correct = np.zeros((M, A * V * n), bool)  # item j: grid point j // n, example j % n
-    with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)", unit="item",
-              disable=not progress, dynamic_ncols=True) as bar:
+    settings = {"models": list(run.names), "step": run.step, "mode": "full" if full else "subset", "examples": n,
+                "labels": hashlib.sha256(labels.tobytes()).hexdigest(), "snrs": snrs.tolist(), "seed": cfg.seed,
+                "batch": batch, "model_chunk": model_chunk}
+    kept = KeptChunks(keep and keep / PARTIAL, settings, (M, total))
+    correct = kept.outcomes  # item j: grid point j // n, example j % n
+    resumed = kept.done * batch
+    with tqdm(total=total, initial=min(resumed, total), desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)",
+              unit="item", disable=not progress, dynamic_ncols=True) as bar:
         bar.set_postfix_str("compiling (the first chunk also compiles the program)")
         timed_items, timed_seconds = 0, 0.0
         interrupts.doing("evaluating")
-        for start in range(0, total, batch):
-            interrupts.check()
-            began = time.perf_counter()
-            result = np.asarray(step(params, masks, test, items_at(start, batch), root))
-            if start > 0:  # the first chunk also compiles
-                timed_items, timed_seconds = timed_items + batch, timed_seconds + time.perf_counter() - began
-            stop = min(start + batch, total)
-            correct[:, start:stop] = result[:, : stop - start]
-            bar.update(stop - start)
-            if start == 0:
-                bar.set_postfix_str(f"{M} models per item")  # compiled: the rate and ETA are the program's own
+        try:
+            for start in range(resumed, total, batch):
+                interrupts.check()
+                began = time.perf_counter()
+                result = np.asarray(step(params, masks, test, items_at(start, batch), root))
+                if start > resumed:  # the first chunk of a process also compiles
+                    timed_items, timed_seconds = timed_items + batch, timed_seconds + time.perf_counter() - began
+                stop = min(start + batch, total)
+                correct[:, start:stop] = result[:, : stop - start]
+                kept.finished(start // batch + 1)
+                bar.update(stop - start)
+                if start == resumed:
+                    bar.set_postfix_str(f"{M} models per item")  # compiled: the rate and ETA are the program's own
+        except KeyboardInterrupt:
+            raise kept.interrupted("evaluating", -(-total // batch)) from None
     return Evaluation(tuple(run.names), snrs, snrs, correct.reshape(M, A, V, n), labels,
                       "full" if full else "subset", run.step, timed_seconds / timed_items if timed_items else None)
 

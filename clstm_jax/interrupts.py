@@ -2,7 +2,7 @@
 
 A checkpoint is complete or absent (orbax commits one by renaming it, and a restore verifies its checksum),
 so training may stop at any instant and a re-run of the same command resumes from what is on disk.
-(Evaluation results are written when the evaluation ends; an interrupted one is done again.) What this
+An evaluation keeps its finished chunks (clstm_jax/resumable.py), so a re-run continues it too. What this
 module adds:
 
 - `command()`, the `clstm-jax` entry point, turns SIGTERM into the same KeyboardInterrupt as Ctrl-C and
@@ -12,6 +12,9 @@ module adds:
   Python prints an exception raised there as "Exception ignored", drops it, and the job would run on;
 - `check()` re-raises an interrupt that was dropped anyway (in a `__del__`, say). Long loops call it once
   per iteration;
+- `deferred()` holds an interrupt until a block ends: orbax drives an asyncio loop from the main thread
+  while it reads or writes a checkpoint, and an interrupt raised inside it (in `call_soon_threadsafe`)
+  left a traceback from its threads in about one try in ten;
 - a second Ctrl-C stops the process at once;
 - the process ends with `os._exit(130)` (and `os._exit(2)` after a user-facing error): the interpreter's
   normal teardown, with XLA's and tensorstore's threads still running, crashed in some tries, and after a
@@ -20,6 +23,7 @@ module adds:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -28,6 +32,7 @@ import threading
 
 _doing = "starting"
 _requested = False
+_deferring = 0  # depth of `deferred()` blocks
 RESUME = "what was written before is kept: re-run the same command to go on"
 
 
@@ -49,7 +54,8 @@ def _on_signal(signum, frame) -> None:
         threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
         return
     _requested = True
-    raise KeyboardInterrupt
+    if not _deferring:  # else raised when the deferred block ends
+        raise KeyboardInterrupt
 
 
 def install() -> None:
@@ -62,6 +68,19 @@ def check() -> None:
     """Raise KeyboardInterrupt when a signal came whose exception Python swallowed (see the module's docstring)."""
     if _requested:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """Hold an interrupt that arrives in the block until it ends, then raise it (usable as a decorator)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring:
+        check()
 
 
 def doing(what: str) -> None:

@@ -33,12 +33,14 @@ from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
 from clstm_jax.families import apply, concat, sizes, split
+from clstm_jax.resumable import KeptChunks
 from clstm_jax.run import Run
 from clstm_jax.multi_model import over_models
 
 POINTS = ("training", "clean")
 CONDITIONS = ("matched", "audio mismatched", "audio zeroed", "image mismatched", "image zeroed")
 FILE = "modality_use.npz"
+PARTIAL = "modality_use.partial.npz"  # an interrupted measurement's finished chunks (clstm_jax/resumable.py)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class ModalityUse:
                                          snr_label(spec.visual_snr), spec.seed, point, snr_label(a), snr_label(v),
                                          condition, int(right.sum()), right.size, f"{right.mean():.6f}"])
         (directory / "modality_use.tmp.csv").replace(directory / "modality_use.csv")
+        (directory / PARTIAL).unlink(missing_ok=True)
 
 
 def load_modality_use(run_dir: str | Path) -> ModalityUse | None:
@@ -102,12 +105,13 @@ def condition_inputs(images: jnp.ndarray, spectrograms: jnp.ndarray, labels: np.
     }
 
 
-def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> ModalityUse:
+def measure(run: Run, data_dir: str | None = None, progress: bool = True, keep: Path | None = None) -> ModalityUse:
     """Every model of the run at its training point and the clean corner, under every condition.
 
     Each model's inputs are stacked on the model axis and all models run in one jitted program per
     (point, condition), as `evaluate` runs them: `multi_model.over_models` in chunks of `train.model_chunk`,
     `evaluate.batch` examples per call ("auto" sizes fitted as for the evaluation, clstm_jax/memory.py).
+    keep: a folder (RUN/eval) to keep finished chunks in, as `evaluate` does.
     """
     cfg = run.config
     counts = sizes(run.params)
@@ -121,33 +125,42 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True) -> Mod
 
     masks = {group: m.masks for group, m in run.models.items()}
     program = lambda model_chunk: compiler.jit(partial(right_all, model_chunk=model_chunk))
-    correct, right = [], None
-    n = cfg.evaluate.point_examples
+    n, M = cfg.evaluate.point_examples, len(run.specs)
+
+    def point_inputs(point: str) -> tuple[dict, np.ndarray]:
+        """condition -> (images, spectrograms) stacked over the models (each at its own SNRs), and the labels."""
+        pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
+        inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, n) for pair in dict.fromkeys(pairs)}
+        swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
+        stacked = {c: tuple(jnp.stack(z) for z in zip(*(swapped[pair][c] for pair in pairs))) for c in CONDITIONS}
+        return stacked, next(iter(inputs.values()))[2]
+
     with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,
-              desc=f"modality use ({len(run.specs)} models x {len(POINTS)} points x {len(CONDITIONS)} conditions x {n} examples)") as bar:
+              desc=f"modality use ({M} models x {len(POINTS)} points x {len(CONDITIONS)} conditions x {n} examples)") as bar:
         bar.set_postfix_str("compiling (the first call also compiles the program)")
-        for point in POINTS:
-            pairs = [(s.audio_snr, s.visual_snr) if point == "training" else (ORIG, ORIG) for s in run.specs]
-            inputs = {pair: evaluation_inputs(run, *pair, None, data_dir, n) for pair in dict.fromkeys(pairs)}
-            labels = next(iter(inputs.values()))[2]
-            swapped = {pair: condition_inputs(*x) for pair, x in inputs.items()}
-            if right is None:
-                example = [jnp.stack(z) for z in zip(*(swapped[pair][CONDITIONS[0]] for pair in pairs))]
-                model_chunk, batch, right = memory.fit_evaluation(cfg, max(counts.values()), n, lambda chunk, b: program(chunk).lower(
-                    run.params, masks, *(x[:, :b] for x in example), labels[:b]).compile(), log=bar.write)
-                batch = min(batch, n)
-            row = []
-            for condition in CONDITIONS:
-                images, spectrograms = (jnp.stack(z) for z in zip(*(swapped[pair][condition] for pair in pairs)))
-                parts = []
-                for start in range(0, n, batch):
-                    interrupts.check()
-                    stop = min(start + batch, n)
-                    ids = np.arange(start, start + batch) % n  # the last call wraps round: one shape, one program
-                    result = right(run.params, masks, images[:, ids], spectrograms[:, ids], labels[ids])
-                    parts.append(np.asarray(result)[:, : stop - start])
-                    bar.update(stop - start)
-                    bar.set_postfix_str(f"{len(run.specs)} models per item")
-                row.append(np.concatenate(parts, axis=1))
-            correct.append(row)
-    return ModalityUse(tuple(run.names), np.moveaxis(np.array(correct), 2, 0), np.asarray(labels), run.step)
+        inputs = {POINTS[0]: point_inputs(POINTS[0])}
+        stacked, labels = inputs[POINTS[0]]
+        model_chunk, batch, right = memory.fit_evaluation(cfg, max(counts.values()), n, lambda chunk, b: program(chunk).lower(
+            run.params, masks, *(x[:, :b] for x in stacked[CONDITIONS[0]]), labels[:b]).compile(), log=bar.write)
+        batch = min(batch, n)
+        chunks = [(p, k, start) for p in range(len(POINTS)) for k in range(len(CONDITIONS)) for start in range(0, n, batch)]
+        settings = {"models": list(run.names), "step": run.step, "examples": n, "labels": np.asarray(labels).tolist(),
+                    "seed": cfg.evaluate.seed, "batch": batch, "model_chunk": model_chunk}
+        kept = KeptChunks(keep and keep / PARTIAL, settings, (M, len(POINTS), len(CONDITIONS), n))
+        bar.update(sum(min(batch, n - s) for _, _, s in chunks[: kept.done]))
+        try:
+            for done, (p, k, start) in enumerate(chunks[kept.done:], kept.done):
+                interrupts.check()
+                if POINTS[p] not in inputs:
+                    inputs = {POINTS[p]: point_inputs(POINTS[p])}
+                images, spectrograms = inputs[POINTS[p]][0][CONDITIONS[k]]
+                stop = min(start + batch, n)
+                ids = np.arange(start, start + batch) % n  # the last call wraps round: one shape, one program
+                result = right(run.params, masks, images[:, ids], spectrograms[:, ids], labels[ids])
+                kept.outcomes[:, p, k, start:stop] = np.asarray(result)[:, : stop - start]
+                kept.finished(done + 1)
+                bar.update(stop - start)
+                bar.set_postfix_str(f"{M} models per item")
+        except KeyboardInterrupt:
+            raise kept.interrupted("measuring modality use", len(chunks)) from None
+    return ModalityUse(tuple(run.names), kept.outcomes, np.asarray(labels), run.step)

@@ -10,7 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from clstm_jax import checkpoint, compiler
+from clstm_jax import checkpoint, compiler, interrupts
 from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
 from clstm_jax.families import apply, by_group, group_of
@@ -132,6 +132,7 @@ def read_specs(run_dir: Path) -> tuple[ModelSpec, ...]:
     return tuple(ModelSpec(**{k: row[k] for k in SPEC_FIELDS if k in row}) for row in rows)  # no family: masked
 
 
+@interrupts.deferred()  # orbax runs an asyncio loop here: an interrupt waits for it (clstm_jax/interrupts.py)
 def restore_state(run_dir: Path, config: Config, specs: tuple[ModelSpec, ...]) -> dict:
     """The newest checkpointed sweep state on one device, whatever devices or processes wrote it."""
     like = jax.eval_shape(lambda: initial_state(config, init_params(config, list(specs))))

@@ -57,14 +57,14 @@ def study_run(config: Config, run_dir: Path, data_dir: str | None, progress: boo
     else:
         log("study: evaluating every model on the test-SNR grid" + (
             f" (the one in {stored} was made with other settings: {'; '.join(differences)})" if differences else ""))
-        evaluation = evaluate(run, data_dir=data_dir, progress=progress)
+        evaluation = evaluate(run, data_dir=data_dir, progress=progress, keep=run_dir / EVAL_DIR)
         evaluation.save(run_dir / EVAL_DIR, run.specs)
     use = load_modality_use(run_dir)
     use_differences = modality_use_differences(use, run) if use is not None else None
     if use_differences != []:
         log("study: measuring modality use (each input swapped for another digit's, or zeroed)" + (
             f"; the stored one was made with other settings: {'; '.join(use_differences)}" if use_differences else ""))
-        use = measure_modality_use(run, data_dir, progress)
+        use = measure_modality_use(run, data_dir, progress, keep=run_dir / EVAL_DIR)
         use.save(run_dir / EVAL_DIR, run.specs)
     study = Study(evaluation, run.specs, modality_use=use)
     for line in draw_report(run, study, data_dir):

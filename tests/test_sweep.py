@@ -1,5 +1,6 @@
 """The vmapped sweep: equivalence with one-at-a-time training, exact resume, sharding, learning."""
 
+import dataclasses
 import json
 import os
 import re
@@ -433,8 +434,8 @@ def test_an_interrupt_outside_training_is_one_line_and_exit_130(checkpointed, si
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, out + err
     assert "Traceback" not in err and "Exception ignored" not in err, err
-    assert re.fullmatch(r"clstm-jax: interrupted while [a-z ]+; what was written before is kept: re-run the same "
-                        r"command to go on\n", err), err
+    assert re.fullmatch(r"clstm-jax: interrupted while [a-z ]+( \((nothing kept|\d+ of \d+ chunks kept in \S+)\))?; "
+                        r"what was written before is kept: re-run the same command to go on\n", err), err
 
 
 def test_zero_examples_is_refused_not_taken_for_the_default(checkpointed):
@@ -515,3 +516,45 @@ def test_a_batch_over_the_memory_budget_is_refused_before_any_work(tmp_path, dat
                         r"needs [0-9.e+]+ GiB per device, over the 4 GiB budget \(train.memory_budget_gb; .*\); "
                         r"expected a smaller train.batch_size .*", err), err
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("measurement", ["evaluate", "modality use"])
+def test_an_interrupted_evaluation_resumes_bit_identical(checkpointed, tmp_path, monkeypatch, capsys, measurement):
+    """Interrupted at its 4th chunk, then run again: the finished chunks are read back, not computed again,
+    and the result equals an uninterrupted run's; saving it removes the kept chunks."""
+    from clstm_jax import interrupts
+    from clstm_jax.evaluate import evaluate
+    from clstm_jax.modality_use import measure
+    from clstm_jax.run import load_run
+
+    run = load_run(checkpointed[1])
+    run = dataclasses.replace(run, config=dataclasses.replace(run.config, evaluate=dataclasses.replace(
+        run.config.evaluate, batch=400, point_examples=12)))  # 8 chunks of the grid; 10 of 2 points x 5 conditions
+    measure_it = {"evaluate": lambda **kw: evaluate(run, progress=False, **kw),
+                  "modality use": lambda **kw: measure(run, progress=False, **kw)}[measurement]
+    straight = measure_it()
+    chunks = 8 if measurement == "evaluate" else 10
+    partial = tmp_path / "eval" / ("accuracy.partial.npz" if measurement == "evaluate" else "modality_use.partial.npz")
+    calls, stop_before = [], [4]
+
+    def check():  # the loop's interrupt check, once before each chunk: Ctrl-C before the 4th, the first time
+        calls.append(1)
+        if len(calls) in stop_before:
+            stop_before.clear()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(interrupts, "check", check)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        measure_it(keep=tmp_path / "eval")
+    what = "evaluating" if measurement == "evaluate" else "measuring modality use"
+    assert str(stopped.value) == (f"interrupted while {what} (3 of {chunks} chunks kept in {partial}); what was written "
+                                  "before is kept: re-run the same command to go on")
+    calls.clear()
+    resumed = measure_it(keep=tmp_path / "eval")
+    assert len(calls) == chunks - 3  # only the chunks not kept were computed
+    assert f"{partial}: resuming after 3 finished chunks" in capsys.readouterr().err
+    for field in dataclasses.fields(straight):
+        if field.name != "item_seconds":  # a timing
+            chex.assert_trees_all_equal(getattr(resumed, field.name), getattr(straight, field.name))
+    resumed.save(tmp_path / "eval", run.specs)
+    assert not partial.exists()
