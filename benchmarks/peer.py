@@ -9,7 +9,8 @@ here. Set it up once as the peer's docstring says:
     python3 -m venv /tmp/torch-peer && /tmp/torch-peer/bin/pip install torch==2.13.0 numpy
 
 Every cell (C, frames T, models M, mode) is measured on the same random
-inputs shape as the peer's: batch 32 per model, 201 bins, initial fusion.
+inputs shape as the peer's: --batch pairs per model (32, the peer's own
+default; the cpu preset trains on 16), 201 bins, initial fusion.
 `train` is one Adam step (loss on the last step); `forward` is the logits
 pass that `evaluate` runs. M models run one after another in the peer, and
 in one jitted program in clstm_jax (`sweep.over_models` with --model-chunk,
@@ -42,7 +43,7 @@ from clstm_jax.multi_model import over_models
 from clstm_jax.train import make_optimizer, train_step
 
 PEER_FILE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "torch_clstm.py"
-BATCH, BINS = 32, 201
+BINS = 201
 
 # Run by the peer's interpreter: import the peer's network from its file, time `repeats` steps after one warm-up.
 PEER_HARNESS = r"""
@@ -81,24 +82,26 @@ print(json.dumps({"times": times, "torch": torch.__version__, "threads": torch.g
 """
 
 
-def peer_times(python: str, peer_file: Path, channels: int, frames: int, models: int, mode: str, repeats: int) -> dict:
-    args = [python, "-c", PEER_HARNESS, str(peer_file), str(channels), str(frames), str(BATCH), str(models),
+def peer_times(python: str, peer_file: Path, channels: int, frames: int, models: int, mode: str, repeats: int,
+               batch: int) -> dict:
+    args = [python, "-c", PEER_HARNESS, str(peer_file), str(channels), str(frames), str(batch), str(models),
             str(repeats), mode]
     out = subprocess.run(args, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def project_program(channels: int, frames: int, models: int, mode: str, chunk: int, conv: str):
+def project_program(channels: int, frames: int, models: int, mode: str, chunk: int, conv: str, batch: int,
+                    remat: bool):
     """(compiled step, its arguments) for M models of the project's default path, on random inputs."""
-    cfg = ModelConfig(channels=channels, frames=frames, bins=BINS, conv=conv)
+    cfg = ModelConfig(channels=channels, frames=frames, bins=BINS, conv=conv, remat=remat)
     optimizer = make_optimizer()
     params = jax.vmap(init, in_axes=(0, None))(jax.random.split(jax.random.key(0), models), cfg)
     masks = make_masks(jax.tree.map(lambda x: x[0], params), cfg.visual_group, "initial")
     masks = jax.tree.map(lambda m: jnp.broadcast_to(m, (models, *jnp.shape(m))), masks)
     rng = np.random.default_rng(0)
-    image = jnp.asarray(rng.random((models, BATCH, 28, 28), np.float32))
-    spectrogram = jnp.asarray(rng.random((models, BATCH, frames, BINS), np.float32))
-    labels = jnp.asarray(np.arange(BATCH) % 10)
+    image = jnp.asarray(rng.random((models, batch, 28, 28), np.float32))
+    spectrogram = jnp.asarray(rng.random((models, batch, frames, BINS), np.float32))
+    labels = jnp.asarray(np.arange(batch) % 10)
     if mode == "train":
         one = lambda p, o, m, x, s: train_step(p, o, m, x, s, labels, cfg, optimizer)
         fn = lambda p, o, m, x, s: over_models(one, (p, o, m, x, s), chunk)
@@ -133,6 +136,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["train", "forward"], choices=["train", "forward"])
     parser.add_argument("--model-chunk", type=int, default=1, help="train.model_chunk of the project (cpu preset: 1)")
     parser.add_argument("--conv", default="auto", help="model.conv of the project")
+    parser.add_argument("--batch", type=int, default=32, help="pairs per model and step (the peer's 32; cpu preset: 16)")
+    parser.add_argument("--remat", action="store_true", help="model.remat in the project (the cpu preset's)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per cell and round, each side")
     args = parser.parse_args()
@@ -146,21 +151,21 @@ def main() -> None:
     programs = {}
     for cell in cells:
         started = time.perf_counter()
-        programs[cell] = project_program(*cell, args.model_chunk, args.conv)
+        programs[cell] = project_program(*cell, args.model_chunk, args.conv, args.batch, args.remat)
         project_times(programs[cell], cell[3], 1)  # warm-up
         print(f"# compiled {cell} in {time.perf_counter() - started:.0f} s", flush=True)
     peer, ours, info = {c: [] for c in cells}, {c: [] for c in cells}, {}
     for _ in range(args.rounds):
         for cell in cells:
-            result = peer_times(args.torch_python, args.peer, *cell, args.repeats)
+            result = peer_times(args.torch_python, args.peer, *cell, args.repeats, args.batch)
             info = result
             peer[cell] += result["times"]
             ours[cell] += project_times(programs[cell], cell[3], args.repeats)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     print(f"# {time.strftime('%Y-%m-%d')}, {cpu}, jax {jax.__version__} ({jax.default_backend()}), "
-          f"torch {info.get('torch')} ({info.get('threads')} threads); batch {BATCH} per model; "
-          f"project model_chunk {args.model_chunk}, conv {args.conv}; {args.rounds} alternating rounds x "
+          f"torch {info.get('torch')} ({info.get('threads')} threads); batch {args.batch} per model; "
+          f"project model_chunk {args.model_chunk}, conv {args.conv}, remat {args.remat}; {args.rounds} alternating rounds x "
           f"{args.repeats} steps")
     print("| mode | C | T | models | peer s/step | clstm_jax s/step | peer / clstm_jax |")
     print("|---|---|---|---|---|---|---|")

@@ -10,7 +10,7 @@ from clstm_jax import interrupts
 from clstm_jax.choices import Family, choices
 from clstm_jax.config import ConfigError
 from clstm_jax.data import DataError
-from clstm_jax.output import OutputError, check_writable
+from clstm_jax.output import OUTPUT_ERRNOS, OutputError, check_writable, describe
 
 
 def cached(config):
@@ -238,9 +238,12 @@ def report(args: argparse.Namespace) -> int:
         if not args.json:
             print(line)
     if args.json:  # the claims as well, judged on the stored evaluation: claims.json beside the figures
+        from clstm_jax.output import staged
         from clstm_jax.study import CLAIMS_FILE, judge_run, write_claims
 
-        write_claims(out / CLAIMS_FILE, judge_run(run, study, args.data_dir))
+        judged = judge_run(run, study, args.data_dir)
+        with staged(out, "the claims") as aside:
+            write_claims(aside / CLAIMS_FILE, judged)
         print((out / CLAIMS_FILE).read_text(), end="")
     else:
         print(f"figures and their numbers in {out}")
@@ -445,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (ConfigError, DataError, OutputError, FloatingPointError) as err:  # the user's to fix; others are bugs
         print(f"clstm-jax: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only or forbidden place: the output's fault, not the program's
+        if err.errno not in OUTPUT_ERRNOS:
+            raise
+        print(f"clstm-jax: error: {describe(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (clstm_jax/interrupts.py); a sweep's names its step
         print(interrupts.message(err), file=sys.stderr)

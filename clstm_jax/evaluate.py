@@ -32,6 +32,7 @@ from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.families import apply, concat, sizes
 from clstm_jax.model import ModelConfig
+from clstm_jax.output import staged
 from clstm_jax.resumable import KeptChunks
 from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
@@ -77,21 +78,24 @@ class Evaluation:
         return wilson_interval(self.counts, self.examples)
 
     def save(self, directory: Path, specs: tuple[ModelSpec, ...]) -> None:
-        """accuracy.npz (arrays) and accuracy.csv (one row per model and grid point), written atomically.
+        """accuracy.npz (arrays) and accuracy.csv (one row per model and grid point), both or neither
+        (output.staged: a failure keeps the previous pair).
 
         specs: the evaluated models, in the order of `names` (their fields fill the CSV).
         """
-        directory.mkdir(parents=True, exist_ok=True)
         low, high = self.interval()
-        tmp = directory / "accuracy.tmp.npz"
+        with staged(directory, "the evaluation") as aside:
+            self.write(aside, specs, low, high)
+        (directory / PARTIAL).unlink(missing_ok=True)
+
+    def write(self, directory: Path, specs: tuple[ModelSpec, ...], low: np.ndarray, high: np.ndarray) -> None:
         np.savez(
-            tmp, names=np.array(self.names), audio_snrs=self.audio_snrs, visual_snrs=self.visual_snrs,
+            directory / "accuracy.npz", names=np.array(self.names), audio_snrs=self.audio_snrs, visual_snrs=self.visual_snrs,
             accuracy=self.accuracy, correct=self.counts, examples=self.examples, ci_low=low, ci_high=high,
             correct_bits=np.packbits(self.correct, axis=-1), labels=self.labels, mode=self.mode, step=self.step,
             **({"item_seconds": self.item_seconds} if self.item_seconds is not None else {}),
         )
-        tmp.replace(directory / "accuracy.npz")
-        with open(directory / "accuracy.tmp.csv", "w", newline="") as f:
+        with open(directory / "accuracy.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(CSV_COLUMNS)
             for m, spec in enumerate(specs):
@@ -103,8 +107,6 @@ class Evaluation:
                             snr_label(a), snr_label(v), int(self.counts[m, i, j]), self.examples,
                             f"{self.accuracy[m, i, j]:.6f}", f"{low[m, i, j]:.6f}", f"{high[m, i, j]:.6f}",
                         ])
-        (directory / "accuracy.tmp.csv").replace(directory / "accuracy.csv")
-        (directory / PARTIAL).unlink(missing_ok=True)
 
 
 CSV_COLUMNS = ("model", "family", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed",

@@ -33,6 +33,7 @@ import threading
 _doing = "starting"
 _requested = False
 _deferring = 0  # depth of `deferred()` blocks
+_pending = False  # an interrupt arrived in a deferred block and is raised when it ends
 RESUME = "what was written before is kept: re-run the same command to go on"
 
 
@@ -46,7 +47,7 @@ def _in_gc_callback(frame) -> bool:
 
 
 def _on_signal(signum, frame) -> None:
-    global _requested
+    global _requested, _pending
     if _requested:  # a second signal while the first is being handled: stop now
         print(f"clstm-jax: stopped at once while {_doing}; {RESUME}", file=sys.stderr, flush=True)
         os._exit(130)
@@ -54,8 +55,10 @@ def _on_signal(signum, frame) -> None:
         threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
         return
     _requested = True
-    if not _deferring:  # else raised when the deferred block ends
-        raise KeyboardInterrupt
+    if _deferring:
+        _pending = True  # raised when the deferred block ends
+        return
+    raise KeyboardInterrupt
 
 
 def install() -> None:
@@ -73,14 +76,15 @@ def check() -> None:
 @contextlib.contextmanager
 def deferred():
     """Hold an interrupt that arrives in the block until it ends, then raise it (usable as a decorator)."""
-    global _deferring
+    global _deferring, _pending
     _deferring += 1
     try:
         yield
     finally:
         _deferring -= 1
-    if not _deferring:
-        check()
+    if not _deferring and _pending:
+        _pending = False
+        raise KeyboardInterrupt
 
 
 def doing(what: str) -> None:

@@ -33,6 +33,7 @@ from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
 from clstm_jax.families import apply, concat, sizes, split
+from clstm_jax.output import staged
 from clstm_jax.resumable import KeptChunks
 from clstm_jax.run import Run
 from clstm_jax.multi_model import over_models
@@ -61,13 +62,16 @@ class ModalityUse:
         return self.correct[index, POINTS.index(point), CONDITIONS.index(condition)]
 
     def save(self, directory: Path, specs) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "modality_use.tmp.npz"
-        np.savez(tmp, names=np.array(self.names), correct_bits=np.packbits(self.correct, axis=-1),
+        """modality_use.npz and .csv, both or neither (output.staged: a failure keeps the previous pair)."""
+        with staged(directory, "the modality-use measurement") as aside:
+            self.write(aside, specs)
+        (directory / PARTIAL).unlink(missing_ok=True)
+
+    def write(self, directory: Path, specs) -> None:
+        np.savez(directory / FILE, names=np.array(self.names), correct_bits=np.packbits(self.correct, axis=-1),
                  examples=self.correct.shape[-1], labels=self.labels, step=self.step,
                  points=np.array(POINTS), conditions=np.array(CONDITIONS))
-        tmp.replace(directory / FILE)
-        with open(directory / "modality_use.tmp.csv", "w", newline="") as f:
+        with open(directory / "modality_use.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["model", "family", "fusion", "modalities", "train_audio_snr", "train_visual_snr", "seed", "point",
                              "test_audio_snr", "test_visual_snr", "condition", "correct", "examples", "accuracy"])
@@ -79,8 +83,6 @@ class ModalityUse:
                         writer.writerow([spec.name, spec.family, spec.fusion, spec.modalities, snr_label(spec.audio_snr),
                                          snr_label(spec.visual_snr), spec.seed, point, snr_label(a), snr_label(v),
                                          condition, int(right.sum()), right.size, f"{right.mean():.6f}"])
-        (directory / "modality_use.tmp.csv").replace(directory / "modality_use.csv")
-        (directory / PARTIAL).unlink(missing_ok=True)
 
 
 def load_modality_use(run_dir: str | Path) -> ModalityUse | None:

@@ -23,6 +23,7 @@ from clstm_jax.config import snr_label
 from clstm_jax.evaluate import Evaluation, load_evaluation
 from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, UNIMODAL, unimodal_pair
 from clstm_jax.run import Run
+from clstm_jax.output import staged
 from clstm_jax.tensorboard import LOG_DIR, Board
 from clstm_jax.stats import ALPHA, holm, point_tests, wilson_interval
 
@@ -282,12 +283,18 @@ def figure_name(number: int, family: str = "masked") -> str:
 
 def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path | None = None) -> list[str]:
     """Every figure the run's models allow, into `out` (default RUN/report); returns one line per figure
-    (drawn or why not)."""
-    from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
-
+    (drawn or why not). The figures are drawn aside and moved in when all are drawn (output.staged): a
+    failure keeps the previous report."""
     interrupts.doing("drawing the report")
     out = run.path / REPORT_DIR if out is None else Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with staged(out, "the report") as aside:
+        return draw_figures(run, study, data_dir, aside, out)
+
+
+def draw_figures(run: Run, study: Study, data_dir: str | None, out: Path, final: Path) -> list[str]:
+    """draw_report's figures, into `out`; `final` is where they will be (named in the lines)."""
+    from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
+
     lines = []
     for number, (a, v) in {3: FUSION_POINT, **APPENDIX}.items():
         drawn = [family for family in study.families
@@ -324,5 +331,5 @@ def draw_report(run: Run, study: Study, data_dir: str | None = None, out: Path |
         board = Board(out / LOG_DIR)
         board.figures(pngs, run.step)
         board.close()
-        lines.append(f"tensorboard: {len(pngs)} figures as images in {out / LOG_DIR}")
+        lines.append(f"tensorboard: {len(pngs)} figures as images in {final / LOG_DIR}")
     return lines

@@ -58,9 +58,13 @@ class KeptChunks:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, settings=json.dumps(self.settings, sort_keys=True), done=self.done,
-                     bits=np.packbits(self.outcomes.ravel()))
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, settings=json.dumps(self.settings, sort_keys=True), done=self.done,
+                         bits=np.packbits(self.outcomes.ravel()))
+        except OSError:  # a full disk: the previous kept chunks stay; the CLI names the error in one line
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(self.path)
         self.saved_at = time.monotonic()
 

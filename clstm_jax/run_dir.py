@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clstm_jax import distributed
 from clstm_jax.config import Config, ConfigError, from_record
+from clstm_jax.output import staged
 
 
 @dataclass(frozen=True)
@@ -177,4 +178,5 @@ def keep_metrics_until(path: Path, step: int) -> None:
     """Drop metrics lines written after the checkpoint we resume from (they will be written again)."""
     if path.exists():
         lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in lines))
+        with staged(path.parent, "the metrics") as aside:  # a failure keeps the metrics as they were
+            (aside / path.name).write_text("".join(line + "\n" for line in lines))

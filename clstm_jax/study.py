@@ -24,6 +24,7 @@ from clstm_jax.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs
 from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, ModalityUse, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
+from clstm_jax.output import staged
 from clstm_jax.report import Study, draw_report, figure_name
 from clstm_jax.run import Run, load_run
 from clstm_jax.run_dir import RunFiles, diff_keys, run_lock
@@ -71,9 +72,10 @@ def study_run(config: Config, run_dir: Path, data_dir: str | None, progress: boo
         log(f"study: report {line}")
     interrupts.doing("judging the claims")
     judged = judge_run(run, study, data_dir)
-    write_claims(run_dir / CLAIMS_FILE, judged)
     path = run_dir / "results.md"
-    path.write_text(results_markdown(config, judged, study, run_dir, time.perf_counter() - started))
+    with staged(run_dir, "the results") as aside:  # both or neither: a failure keeps the previous pair
+        write_claims(aside / CLAIMS_FILE, judged)
+        (aside / path.name).write_text(results_markdown(config, judged, study, run_dir, time.perf_counter() - started))
     log(f"study: {len(judged)} claims judged -> {path} and {run_dir / CLAIMS_FILE}")
     return path
 
@@ -112,10 +114,8 @@ CLAIMS_FILE = "claims.json"
 
 
 def write_claims(path: Path, judged: list[Judged]) -> None:
-    """claims.json: every judged claim's machine-readable record (`Judged.record`), written atomically."""
-    tmp = path.with_suffix(".tmp.json")
-    tmp.write_text(json.dumps([j.record() for j in judged], indent=2) + "\n")
-    tmp.replace(path)
+    """claims.json: every judged claim's machine-readable record (`Judged.record`)."""
+    path.write_text(json.dumps([j.record() for j in judged], indent=2) + "\n")
 
 
 def judge_run(run: Run, study: Study, data_dir: str | None) -> list[Judged]:

@@ -558,3 +558,39 @@ def test_an_interrupted_evaluation_resumes_bit_identical(checkpointed, tmp_path,
             chex.assert_trees_all_equal(getattr(resumed, field.name), getattr(straight, field.name))
     resumed.save(tmp_path / "eval", run.specs)
     assert not partial.exists()
+
+
+def test_a_full_disk_after_the_compute_is_one_line_for_every_command(checkpointed, data_dir, tmp_path, monkeypatch,
+                                                                      capsys):
+    """The disk fills while `evaluate` writes its CSV, and while a sweep appends its metrics: one line each,
+    exit 2, and what was there before is as it was."""
+    import csv
+
+    from clstm_jax import validation
+    from clstm_jax.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(checkpointed[1], run_dir)
+    shutil.rmtree(run_dir / "eval", ignore_errors=True)
+    monkeypatch.setattr(csv, "writer", lambda f, *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device", f.name)))
+    assert main(["evaluate", str(run_dir), "--data-dir", str(data_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"clstm-jax: error: {run_dir / 'eval' / 'accuracy.csv'}: cannot write the evaluation (No space left "
+                   "on device); what was written before is kept as it was: make room or fix the permissions, then "
+                   "re-run the same command\n")
+    assert sorted(p.name for p in (run_dir / "eval").iterdir()) == []  # no half of a new pair
+    monkeypatch.undo()
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if str(path).endswith("metrics.jsonl") and "a" in mode:
+            raise OSError(28, "No space left on device", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(validation, "open", full_disk, raising=False)
+    args = ["sweep", str(SWEEPS / "fusion.toml"), "--out", str(tmp_path / "new"), "--data-dir", str(data_dir), "--quiet"]
+    for item in (*MICRO, *checkpointed[0]):
+        args += ["--set", item]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"clstm-jax: error: {tmp_path / 'new' / 'metrics.jsonl'}: No space left on device; "
+                                       "what was written before is kept as it was: make room or fix the permissions, "
+                                       "then re-run the same command\n")
