@@ -91,17 +91,24 @@ def compiled(name: str, config: Config, specs: list[ModelSpec], data):
     return fn.lower(*args).compile()
 
 
-def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, tuple[Config, object]]:
-    """name -> (the config the program runs with, the program compiled for it): "auto" sizes resolved as
-    the run resolves them, and sizes that do not fit the budget refused (clstm_jax/memory.py)."""
+def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, tuple[Config, object, tuple]]:
+    """name -> (the config the program runs with, the program compiled for it, its placed arguments): "auto"
+    sizes resolved as the run resolves them, and sizes that do not fit the budget refused (clstm_jax/memory.py)."""
     per_device = max(group_counts(specs)) // len(families.mesh(specs).devices)
-    train, step = memory.fit_training(config, per_device, lambda c: compiled("train step", c, specs, data), log)
+    arguments = {}  # (name, config) -> the arguments it was compiled for
+
+    def compile_program(name: str, cfg: Config):
+        fn, arguments[name, cfg] = program(name, cfg, specs, data)
+        return fn.lower(*arguments[name, cfg]).compile()
+
+    train, step = memory.fit_training(config, per_device, lambda c: compile_program("train step", c), log)
     at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
                                                   evaluate=dataclasses.replace(config.evaluate, batch=batch))
     total = len(config.evaluate.snrs) ** 2 * config.evaluate.examples
     chunk, batch, evaluation = memory.fit_evaluation(config, per_device, total,
-                                                     lambda c, b: compiled("evaluation chunk", at(c, b), specs, data), log)
-    return {"train step": (train, step), "evaluation chunk": (at(chunk, batch), evaluation)}
+                                                     lambda c, b: compile_program("evaluation chunk", at(c, b)), log)
+    return {"train step": (train, step, arguments["train step", train]),
+            "evaluation chunk": (at(chunk, batch), evaluation, arguments["evaluation chunk", at(chunk, batch)])}
 
 
 def flops(compiled) -> float:
@@ -134,13 +141,12 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
     data = load_checked_data(config, data_dir)
     log(f"plan: compiling the train step and the evaluation chunk ({len(specs)} models)")
     programs = sized(config, specs, data, log)
-    configs = {name: program_config for name, (program_config, _) in programs.items()}
+    configs = {name: program_config for name, (program_config, _, _) in programs.items()}
     counts = calls(configs["evaluation chunk"], specs, study)
     log(f"plan: compiling both programs unrolled at {FIT_FRAMES} frames (for their FLOPs)")
     unrolled = unrolled_flops(configs, specs, data)
     rows = {}
-    for name, (program_config, executable) in programs.items():
-        _, args = program(name, program_config, specs, data)  # the arguments, placed as a run places them
+    for name, (program_config, executable, args) in programs.items():
         analysis = executable.memory_analysis()
         row = {
             "models": len(specs), **counts[name],

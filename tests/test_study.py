@@ -199,6 +199,25 @@ def test_report_out_writes_elsewhere_the_same_figures(study_run, data_dir, tmp_p
         assert (tmp_path / "figures" / name).read_text() == (run_dir / "report" / name).read_text(), name
 
 
+def test_ctrl_c_while_drawing_the_report_is_one_line_and_keeps_the_previous_report(study_run, data_dir, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """Interrupted at its first figure: one line naming the phase, exit 130, and the report folder as it was
+    (the figures are drawn aside, clstm_jax/output.py)."""
+    run_dir, _ = study_run
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "fig3.png").write_bytes(b"the previous figure")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("clstm_jax.report.draw_fusion", interrupted)
+    assert main(["report", str(run_dir), "--out", str(out), "--data-dir", str(data_dir)]) == 130
+    assert capsys.readouterr().err == ("clstm-jax: interrupted while drawing the report; what was written before is "
+                                       "kept: re-run the same command to go on\n")
+    assert [(p.name, p.read_bytes()) for p in out.iterdir()] == [("fig3.png", b"the previous figure")]
+
+
 def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir, monkeypatch):
     run_dir, config = study_run
     npz = run_dir / "eval" / "accuracy.npz"

@@ -529,8 +529,8 @@ def test_an_interrupted_evaluation_resumes_bit_identical(checkpointed, tmp_path,
 
     run = load_run(checkpointed[1])
     run = dataclasses.replace(run, config=dataclasses.replace(run.config, evaluate=dataclasses.replace(
-        run.config.evaluate, batch=400, point_examples=12)))  # 8 chunks of the grid; 10 of 2 points x 5 conditions
-    measure_it = {"evaluate": lambda **kw: evaluate(run, progress=False, **kw),
+        run.config.evaluate, batch=50, point_examples=12)))  # 8 chunks of the grid; 10 of 2 points x 5 conditions
+    measure_it = {"evaluate": lambda **kw: evaluate(run, examples=4, progress=False, **kw),
                   "modality use": lambda **kw: measure(run, progress=False, **kw)}[measurement]
     straight = measure_it()
     chunks = 8 if measurement == "evaluate" else 10
@@ -573,7 +573,7 @@ def test_a_full_disk_after_the_compute_is_one_line_for_every_command(checkpointe
     shutil.copytree(checkpointed[1], run_dir)
     shutil.rmtree(run_dir / "eval", ignore_errors=True)
     monkeypatch.setattr(csv, "writer", lambda f, *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device", f.name)))
-    assert main(["evaluate", str(run_dir), "--data-dir", str(data_dir), "--quiet"]) == 2
+    assert main(["evaluate", str(run_dir), "--data-dir", str(data_dir), "--quiet", "--examples", "4"]) == 2
     err = capsys.readouterr().err
     assert err == (f"clstm-jax: error: {run_dir / 'eval' / 'accuracy.csv'}: cannot write the evaluation (No space left "
                    "on device); what was written before is kept as it was: make room or fix the permissions, then "
@@ -594,3 +594,42 @@ def test_a_full_disk_after_the_compute_is_one_line_for_every_command(checkpointe
     assert capsys.readouterr().err == (f"clstm-jax: error: {tmp_path / 'new' / 'metrics.jsonl'}: No space left on device; "
                                        "what was written before is kept as it was: make room or fix the permissions, "
                                        "then re-run the same command\n")
+
+
+INTERRUPTED_AT = {  # phase -> (command, the function its first step calls, patched to be where Ctrl-C lands)
+    "loading the data": ("sweep", "clstm_jax.sweep.load_checked_data"),
+    "compiling the training step": ("sweep", "clstm_jax.memory.fit_training"),
+    "loading the test data": ("evaluate", "clstm_jax.evaluate.test_set"),
+    "compiling the evaluation": ("evaluate", "clstm_jax.memory.fit_evaluation"),
+    "measuring modality use": ("evaluate", "clstm_jax.modality_use.evaluation_inputs"),
+}
+
+
+@pytest.mark.parametrize("phase", INTERRUPTED_AT)
+def test_ctrl_c_in_each_phase_names_it_in_one_line_and_exits_130(checkpointed, data_dir, tmp_path, monkeypatch, capsys,
+                                                                 phase):
+    """The line names the phase the command was in (`interrupts.doing`); an evaluated run's files (but the
+    new eval/) are as they were. (Real signals at real instants: the tests above; drawing the report: tests/test_study.py.)"""
+    from clstm_jax.cli import main
+
+    command, where = INTERRUPTED_AT[phase]
+    run_dir = tmp_path / "run"
+    shutil.copytree(checkpointed[1], run_dir)
+    shutil.rmtree(run_dir / "eval", ignore_errors=True)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "lock"}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, interrupted)
+    if command == "sweep":  # a new run
+        args = ["sweep", str(SWEEPS / "fusion.toml"), "--out", str(tmp_path / "new"), "--data-dir", str(data_dir), "--quiet"]
+        for item in (*MICRO, *checkpointed[0]):
+            args += ["--set", item]
+    else:
+        args = ["evaluate", str(run_dir), "--data-dir", str(data_dir), "--quiet", "--examples", "4"]
+    assert main(args) == 130
+    assert capsys.readouterr().err == (f"clstm-jax: interrupted while {phase}; what was written before is kept: re-run "
+                                       "the same command to go on\n")
+    outside_eval = lambda files: {p: b for p, b in files.items() if "eval" not in p.relative_to(run_dir).parts}
+    assert outside_eval({p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "lock"}) == before
