@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -224,6 +225,8 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         return image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V]
 
     interrupts.doing("compiling the evaluation")
+    if progress:  # the bar starts after it
+        print(f"compiling the evaluation ({M} models)", file=sys.stderr, flush=True)  # beside the bar
     program = lambda model_chunk: compiler.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
                                                   model_chunk=model_chunk, groups=len(mesh.devices)))
     model_chunk, batch, step = memory.fit_evaluation(
@@ -239,7 +242,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     resumed = kept.done * batch
     with tqdm(total=total, initial=min(resumed, total), desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)",
               unit="item", disable=not progress, dynamic_ncols=True) as bar:
-        bar.set_postfix_str("compiling (the first chunk also compiles the program)")
+        bar.set_postfix_str("first chunk")
         timed_items, timed_seconds = 0, 0.0
         interrupts.doing("evaluating")
         try:
@@ -247,7 +250,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
                 interrupts.check()
                 began = time.perf_counter()
                 result = np.asarray(step(params, masks, test, items_at(start, batch), root))
-                if start > resumed:  # the first chunk of a process also compiles
+                if start > resumed:  # a process's first chunk also warms up
                     timed_items, timed_seconds = timed_items + batch, timed_seconds + time.perf_counter() - began
                 stop = min(start + batch, total)
                 correct[:, start:stop] = result[:, : stop - start]

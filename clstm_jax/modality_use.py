@@ -139,7 +139,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True, keep: 
 
     with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,
               desc=f"modality use ({M} models x {len(POINTS)} points x {len(CONDITIONS)} conditions x {n} examples)") as bar:
-        bar.set_postfix_str("compiling (the first call also compiles the program)")
+        bar.set_postfix_str("compiling the program")
         inputs = {POINTS[0]: point_inputs(POINTS[0])}
         stacked, labels = inputs[POINTS[0]]
         model_chunk, batch, right = memory.fit_evaluation(cfg, max(counts.values()), n, lambda chunk, b: program(chunk).lower(

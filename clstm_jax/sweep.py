@@ -12,6 +12,7 @@ model's noise at its own SNRs (the keys: clstm_jax/keys.py).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict
 from functools import partial
@@ -117,6 +118,8 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
 
     groups = len(mesh.devices)
     interrupts.doing("compiling the training step")
+    if progress and primary and int(state["step"]) < config.train.steps:  # the bar starts after it
+        print(f"compiling the training step ({len(specs)} models)", file=sys.stderr, flush=True)  # beside the bar
     step_program = lambda cfg: compiler.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
     try:  # a finished run has no step left to run, nor to compile
         config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
@@ -140,13 +143,13 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
         with tqdm(total=total, initial=start, desc=f"sweep ({len(specs)} models)", unit="step", disable=not (progress and primary),
                   dynamic_ncols=True) as bar:
             steps_since, step_times = 0, []
-            bar.set_postfix_str("compiling (the first step also compiles the program)")
+            bar.set_postfix_str("first step")
             for step in range(start, total):
                 interrupts.check()
                 began = time.perf_counter()
                 state = step_fn(state, train, models)
                 state["step"].block_until_ready()  # wait for the step, so that the rate and ETA are true
-                seconds = time.perf_counter() - began if step > start else None  # the first step of a process also compiles
+                seconds = time.perf_counter() - began if step > start else None  # a process's first step also warms up
                 if seconds is not None:
                     step_times.append(seconds)
                 steps_since += 1

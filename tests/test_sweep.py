@@ -266,7 +266,7 @@ def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir, capsys
                                                       "sweep.visual_snr=orig", f"model.compute_dtype={compute_dtype}"])
     run_sweep(config, tmp_path / "tiny", data_dir, progress=True)
     progress = capsys.readouterr().err
-    assert "0/60" in progress and "compiling" in progress.split("1/60")[0]  # said before the first step ends
+    assert "0/60" in progress and "compiling the training step" in progress.split("1/60")[0]  # said before the first step
     records = [json.loads(l) for l in (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()]
     first, last = records[0], records[-1]
     assert np.mean(list(last["loss"].values())) < np.mean(list(first["loss"].values())) - 0.2
