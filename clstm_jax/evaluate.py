@@ -14,7 +14,6 @@ devices) on the same inputs.
 from __future__ import annotations
 
 import csv
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from clstm_jax.data.splits import PairTable, sample_pairs
 from clstm_jax.families import apply, concat, sizes
 from clstm_jax.model import ModelConfig
 from clstm_jax.output import staged
-from clstm_jax.resumable import KeptChunks
+from clstm_jax.resumable import KeptChunks, digest
 from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
 from clstm_jax.device_data import load_checked_data, split_arrays, SplitArrays
@@ -158,6 +157,11 @@ def test_set(config: Config, examples: int | None, data_dir: str | None, run_dir
     return (test, *test_examples(test.table, examples, config.evaluate.seed))
 
 
+def grid_snrs(config: Config) -> np.ndarray:
+    """The test-SNR grid's values (float32, "orig" as inf), in the config's order: both axes of the grid."""
+    return np.array([snr_value("evaluate.snrs", s) for s in config.evaluate.snrs], np.float32)
+
+
 def snr_bits(snr: jax.Array) -> jax.Array:
     return jax.lax.bitcast_convert_type(jnp.asarray(snr, jnp.float32), jnp.uint32)
 
@@ -209,7 +213,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     interrupts.doing("loading the test data")
     test, image_idx, audio_idx, labels = test_set(run.config, n_asked, data_dir, run.path)
     test = test._replace(stats=run.feature_stats)
-    snrs = np.array([snr_value("evaluate.snrs", s) for s in cfg.snrs], np.float32)
+    snrs = grid_snrs(run.config)
     n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
 
     mesh = model_mesh(*sizes(run.params).values())
@@ -235,7 +239,7 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
         log=print if progress else lambda _: None)
 
     settings = {"models": list(run.names), "step": run.step, "mode": "full" if full else "subset", "examples": n,
-                "labels": hashlib.sha256(labels.tobytes()).hexdigest(), "snrs": snrs.tolist(), "seed": cfg.seed,
+                "labels": digest(labels), "snrs": snrs.tolist(), "seed": cfg.seed,
                 "batch": batch, "model_chunk": model_chunk}
     kept = KeptChunks(keep and keep / PARTIAL, settings, (M, total))
     correct = kept.outcomes  # item j: grid point j // n, example j % n

@@ -34,7 +34,7 @@ from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
 from clstm_jax.families import apply, concat, sizes, split
 from clstm_jax.output import staged
-from clstm_jax.resumable import KeptChunks
+from clstm_jax.resumable import KeptChunks, digest
 from clstm_jax.run import Run
 from clstm_jax.multi_model import over_models
 
@@ -146,7 +146,7 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True, keep: 
             run.params, masks, *(x[:, :b] for x in stacked[CONDITIONS[0]]), labels[:b]).compile(), log=bar.write)
         batch = min(batch, n)
         chunks = [(p, k, start) for p in range(len(POINTS)) for k in range(len(CONDITIONS)) for start in range(0, n, batch)]
-        settings = {"models": list(run.names), "step": run.step, "examples": n, "labels": np.asarray(labels).tolist(),
+        settings = {"models": list(run.names), "step": run.step, "examples": n, "labels": digest(labels),
                     "seed": cfg.evaluate.seed, "batch": batch, "model_chunk": model_chunk}
         kept = KeptChunks(keep and keep / PARTIAL, settings, (M, len(POINTS), len(CONDITIONS), n))
         bar.update(sum(min(batch, n - s) for _, _, s in chunks[: kept.done]))

@@ -3,14 +3,14 @@
 `evaluate` and modality use run a fixed sequence of chunks (items at fixed offsets, one program at one
 size), each a pure function of its inputs: a chunk computed after a resume is the chunk an uninterrupted
 run computes, bit for bit. So the outcomes of the finished chunks and their count are all a resume needs.
-They are written beside the results (`eval/*.partial.npz`, aside then renamed, so a file is whole or
-absent) at most every SAVE_SECONDS and when the measurement is interrupted, together with the settings
+They are written beside the results (`eval/*.partial.npz`, aside then moved in: output.staged) at most every SAVE_SECONDS and when the measurement is interrupted, together with the settings
 they were made with; a resume uses them only when the settings are the same, else it starts over and
 says why. Saving the finished measurement removes them (`Evaluation.save`, `ModalityUse.save`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -19,8 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from clstm_jax import interrupts
+from clstm_jax.output import staged
 
 SAVE_SECONDS = 30.0
+
+
+def digest(array: np.ndarray) -> str:
+    """A short fingerprint of an array's bytes, for the settings of kept chunks (the labels of a draw)."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
 
 
 class KeptChunks:
@@ -56,16 +62,9 @@ class KeptChunks:
     def save(self) -> None:
         if self.path is None or self.done == 0:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, settings=json.dumps(self.settings, sort_keys=True), done=self.done,
-                         bits=np.packbits(self.outcomes.ravel()))
-        except OSError:  # a full disk: the previous kept chunks stay; the CLI names the error in one line
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(self.path)
+        with staged(self.path.parent, "the finished chunks") as aside:  # a failure keeps the previous ones
+            np.savez(aside / self.path.name, settings=json.dumps(self.settings, sort_keys=True), done=self.done,
+                     bits=np.packbits(self.outcomes.ravel()))
         self.saved_at = time.monotonic()
 
     def interrupted(self, what: str, total: int) -> KeyboardInterrupt:

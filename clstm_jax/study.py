@@ -19,8 +19,8 @@ import numpy as np
 
 from clstm_jax import environment, interrupts
 from clstm_jax.claims import ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
-from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label, snr_value
-from clstm_jax.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs, load_evaluation
+from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
+from clstm_jax.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs, grid_snrs, load_evaluation
 from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, ModalityUse, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
@@ -84,13 +84,12 @@ def evaluation_differences(evaluation: Evaluation, run: Run) -> list[str]:
     """How a stored evaluation differs from the one the study's config asks for (`evaluate --examples 8`
     or `--full` stores other ones); empty when it can be used as it is."""
     cfg = run.config
-    snrs = [float(snr_value("evaluate.snrs", s)) for s in cfg.evaluate.snrs]
     return settings_differences({
         "test pairs": (evaluation.examples, cfg.evaluate.examples),
         "mode": (evaluation.mode, "subset"),
         "training step": (evaluation.step, cfg.train.steps),
         "models": (evaluation.names, tuple(run.names)),
-        "test SNRs": ([float(x) for x in evaluation.audio_snrs], snrs),
+        "test SNRs": (evaluation.audio_snrs.tolist(), grid_snrs(cfg).tolist()),
     })
 
 
