@@ -455,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clstm-jax: error: {describe(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (clstm_jax/interrupts.py); a sweep's names its step
+        interrupts.keep_until_exit(err)
         print(interrupts.message(err), file=sys.stderr)
         return 130
 

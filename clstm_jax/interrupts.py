@@ -34,6 +34,7 @@ _doing = "starting"
 _requested = False
 _deferring = 0  # depth of `deferred()` blocks
 _pending = False  # an interrupt arrived in a deferred block and is raised when it ends
+_kept: list[BaseException] = []  # see keep_until_exit
 RESUME = "what was written before is kept: re-run the same command to go on"
 
 
@@ -93,6 +94,13 @@ def doing(what: str) -> None:
     _doing = what
 
 
+def keep_until_exit(err: BaseException) -> None:
+    """Keep an interrupt, and with its traceback the frames and arrays it stopped in, alive until the process
+    ends with os._exit: freeing them while XLA's threads still used their buffers aborted the process once
+    ("double free or corruption", exit -6) after the interrupt's line was printed."""
+    _kept.append(err)
+
+
 def message(err: BaseException) -> str:
     """The interrupt's line: its own words when it has some (the sweep's name the step and checkpoint), else where."""
     return f"clstm-jax: {str(err) or f'interrupted while {_doing}; {RESUME}'}"
@@ -106,6 +114,7 @@ def command() -> None:
 
         code = main()
     except KeyboardInterrupt as err:  # before cli.main's own handler took over (while importing)
+        keep_until_exit(err)
         print(message(err), file=sys.stderr)
         code = 130
     sys.stdout.flush()
