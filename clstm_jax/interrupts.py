@@ -14,7 +14,8 @@ module adds:
   per iteration;
 - `deferred()` holds an interrupt until a block ends: orbax drives an asyncio loop from the main thread
   while it reads or writes a checkpoint, and an interrupt raised inside it (in `call_soon_threadsafe`)
-  left a traceback from its threads in about one try in ten;
+  left a traceback from its threads in about one try in ten; libsndfile reads a recording through cffi
+  callbacks, where Python prints an exception as "Exception ignored" and drops it;
 - a second Ctrl-C stops the process at once;
 - the process ends with `os._exit(130)` (and `os._exit(2)` after a user-facing error): the interpreter's
   normal teardown, with XLA's and tensorstore's threads still running, crashed in some tries, and after a

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from clstm_jax import interrupts
 from clstm_jax.data import DataError
 
 SAMPLE_RATE = 8000
@@ -84,6 +85,7 @@ def parse_manifest(text: str) -> dict[str, str]:
     return manifest
 
 
+@interrupts.deferred()  # as read_wave
 def check_format(path: Path, source=None) -> sf._SoundFileInfo:
     """The file's audio info, or a DataError unless it is mono 8 kHz 16-bit PCM.
 
@@ -107,6 +109,7 @@ def check_format(path: Path, source=None) -> sf._SoundFileInfo:
     return info
 
 
+@interrupts.deferred()  # libsndfile reads through Python callbacks, where an interrupt would be printed and dropped
 def read_wave(path: Path) -> tuple[np.ndarray, str]:
     """(int16 samples [length], SHA-256 of the file) of one recording, format checked; the file is read once."""
     data = path.read_bytes()
