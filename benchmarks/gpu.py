@@ -107,19 +107,18 @@ def part_dtype(size: dict, data_dir: str) -> str:
 
 def part_chunk(size: dict, data_dir: str) -> str:
     from clstm_jax import memory
-    from clstm_jax.bench import bench_specs, compile_step, new_program
+    from clstm_jax.bench import bench_specs
     from clstm_jax.config import load_config
-    from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
+    from clstm_jax.device_data import load_checked_data
+    from clstm_jax.plan import build
 
     n = size["models"][-1]
     rows = ["| train.model_chunk | chosen | s / step | model-examples / s | memory / device (GiB) |", "|---|---|---|---|---|"]
     for chunk in size["chunks"]:
         config = load_config(ROOT / "sweeps" / "snr_grid.toml", [f"preset={size['preset']}", f"train.model_chunk={chunk}"])
-        split = load_checked_data(config, data_dir).splits["train"]
-        train = split_arrays(split, feature_stats(config, split))
-        program = new_program(config, bench_specs(n))
-        config, step = memory.fit_training(config, n, lambda cfg: compile_step(cfg, program, train), log=lambda _: None)
-        seconds = timed_steps(step, [program[0], train, program[1]], 3)
+        program = build("train step", config, bench_specs(n), load_checked_data(config, data_dir), log=lambda _: None)
+        config, step = program.config, program.executable
+        seconds = timed_steps(step, list(program.args), 3)
         chosen = f"{config.train.model_chunk}" + (", remat" if config.model.remat else "")
         rows.append(f"| {chunk} | {chosen} | {seconds:.3f} | {n * config.train.batch_size / seconds:,.0f} "
                     f"| {memory.program_bytes(step) / 2**30:.2f} |")

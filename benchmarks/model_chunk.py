@@ -17,9 +17,10 @@ import jax
 import numpy as np
 
 from clstm_jax import environment
-from clstm_jax.bench import bench_specs, compile_step, new_program
+from clstm_jax.bench import bench_specs
 from clstm_jax.config import load_config
-from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
+from clstm_jax.device_data import load_checked_data
+from clstm_jax.plan import build
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -37,18 +38,17 @@ def main() -> None:
     configs = {c: load_config(SWEEPS / "snr_grid.toml", [f"preset={args.preset}", f"train.model_chunk={c}"])
                for c in args.chunks}
     first = configs[args.chunks[0]]
-    split = load_checked_data(first, args.data_dir).splits["train"]
-    train = split_arrays(split, feature_stats(first, split))
+    data = load_checked_data(first, args.data_dir)
     programs = {}
     for chunk, config in configs.items():
-        state, models = new_program(config, bench_specs(args.models))
-        step = compile_step(config, [state, models], train)
+        step = build("train step", config, bench_specs(args.models), data, log=lambda _: None)
+        state, train, models = step.args
         state = jax.block_until_ready(step(state, train, models))  # warm-up
-        programs[chunk] = [step, state, models]
+        programs[chunk] = [step, state, train, models]
     times = {chunk: [] for chunk in args.chunks}
     for _ in range(args.rounds):
         for chunk, program in programs.items():
-            step, state, models = program
+            step, state, train, models = program
             start = time.perf_counter()
             program[1] = jax.block_until_ready(step(state, train, models))
             times[chunk].append(time.perf_counter() - start)

@@ -1,25 +1,25 @@
-"""`clstm-jax bench`: training throughput of a preset, vmapped against one model after another.
+"""`clstm-jax bench`: the throughput of a preset's programs, all models in one program against one program
+per model.
 
-Both modes run the real sweep step (pair sampling, noise, STFT, forward,
-backward, Adam) on the real training split; only the number of models per
-program differs.
+Each program is the run's own, built as `plan` builds it (clstm_jax/plan.py, clstm_jax/programs.py) on the
+real data: the training step (pair sampling, noise, STFT, forward, backward, Adam), validation's count of
+one chunk of pairs, and an evaluation chunk of `evaluate.batch` grid items. Only the number of models per
+program differs between the two modes: one program compiled for all of them, or one compiled program
+called once per model.
 """
 
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import jax
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from clstm_jax import compiler
 from clstm_jax.config import Config, ModelSpec
-from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
-from clstm_jax.multi_model import MODEL_AXIS, shard_state
-from clstm_jax.stacking import build_models, initial_state
-from clstm_jax.sweep import sweep_step
+from clstm_jax.device_data import load_checked_data
+from clstm_jax.plan import arguments, build
+from clstm_jax import programs
+
+PROGRAMS = {"training": "train step", "validation": "validation chunk", "evaluation": "evaluation chunk"}
 
 
 def bench_specs(n_models: int, family: str = "masked") -> list[ModelSpec]:
@@ -29,54 +29,56 @@ def bench_specs(n_models: int, family: str = "masked") -> list[ModelSpec]:
     return [ModelSpec(fusion, "both", 0.5, 0.25, seed, family) for seed in range(n_models)]
 
 
-def first_device() -> Mesh:
-    """The one-device mesh every bench program runs on."""
-    return Mesh(np.array(jax.devices()[:1]), (MODEL_AXIS,))
+def items_per_call(name: str, config: Config) -> int:
+    """Examples one model reads in one call of the program."""
+    if name == "train step":
+        return config.train.batch_size
+    if name == "validation chunk":
+        return min(config.train.batch_size * 4, config.train.validation_examples)
+    return config.evaluate.batch
 
 
-def new_program(config: Config, specs: list[ModelSpec]) -> list:
-    """[initial sweep state, per-model constants] of these models, placed on the first device as a sweep on
-    one device places them: the bench then compiles the sweep's own program (and shares its compilation cache)."""
-    mesh = first_device()
-    params, models = build_models(config, specs)
-    return [shard_state(initial_state(config, params), mesh), jax.device_put(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))]
-
-
-def compile_step(config: Config, program: list, train):
-    """The sweep step compiled for a program's shapes (its state is donated at each call)."""
-    return compiler.jit(partial(sweep_step, config=config), donate_argnums=0).lower(program[0], train, program[1]).compile()
-
-
-def measure(config: Config, n_models: int, vmapped: bool, steps: int, train, family: str = "masked") -> dict:
-    """Throughput of n_models trained for `steps` steps, in one program or one program per model."""
+def measure(config: Config, program: str, n_models: int, vmapped: bool, steps: int, data, family: str = "masked") -> dict:
+    """Throughput of one of PROGRAMS over n_models, in one program or one program per model (compiled once,
+    called with each model's arguments)."""
+    name = PROGRAMS[program]
     specs = bench_specs(n_models, family)
-    programs = [new_program(config, group) for group in ([specs] if vmapped else [[spec] for spec in specs])]
-    compiled = compile_step(config, programs[0], train)
-    memory = compiled.memory_analysis()
-    for program in programs:  # warm-up
-        program[0] = compiled(program[0], train, program[1])
-    jax.block_until_ready([p[0] for p in programs])
+    compiled = build(name, config, specs if vmapped else specs[:1], data, log=lambda _: None)
+    per_model = lambda spec: arguments(name, compiled.config, [spec], data, programs.Placement.for_counts(1))(
+        compiled.config.evaluate.batch)
+    calls = [list(compiled.args)] if vmapped else [list(per_model(spec)) for spec in specs]
+    donated = name == "train step"
+
+    def run_all():
+        for args in calls:
+            out = compiled(*args)
+            if donated:
+                args[0] = out
+        jax.block_until_ready([args[0] for args in calls] if donated else out)
+
+    run_all()  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
-        for program in programs:
-            program[0] = compiled(program[0], train, program[1])
-        jax.block_until_ready([p[0] for p in programs])
+        run_all()
     seconds = (time.perf_counter() - start) / steps
+    memory = compiled.executable.memory_analysis()
     return {
+        "program": program,
         "models": n_models,
         "mode": "vmapped" if vmapped else "sequential",
+        "model_chunk": compiled.config.train.model_chunk,
+        "items_per_call": items_per_call(name, compiled.config),
         "seconds_per_step": seconds,
-        "model_examples_per_second": n_models * config.train.batch_size / seconds,
-        "argument_mb": memory.argument_size_in_bytes / 2**20,  # state, training split and model constants
+        "model_examples_per_second": n_models * items_per_call(name, compiled.config) / seconds,
+        "argument_mb": memory.argument_size_in_bytes / 2**20,  # parameters (and state), data, model constants
         "temp_mb": memory.temp_size_in_bytes / 2**20,
         "memory_mb": (memory.temp_size_in_bytes + memory.argument_size_in_bytes) / 2**20,
     }
 
 
 def run_bench(config: Config, model_counts: list[int], steps: int, data_dir: str | None = None,
-              family: str = "masked") -> list[dict]:
+              family: str = "masked", program: str = "training") -> list[dict]:
     """One row per (model count, mode); memory is XLA's argument + temporary bytes of one program.
-    family: the models' (bench_specs)."""
-    split = load_checked_data(config, data_dir).splits["train"]
-    train = jax.device_put(split_arrays(split, feature_stats(config, split)), NamedSharding(first_device(), PartitionSpec()))
-    return [measure(config, n, vmapped, steps, train, family) for n in model_counts for vmapped in (True, False)]
+    family: the models' (bench_specs); program: a key of PROGRAMS."""
+    data = load_checked_data(config, data_dir)
+    return [measure(config, program, n, vmapped, steps, data, family) for n in model_counts for vmapped in (True, False)]

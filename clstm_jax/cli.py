@@ -305,7 +305,7 @@ def bench(args: argparse.Namespace) -> int:
     from clstm_jax.config import load_config
 
     config = cached(load_config(args.config, [f"preset={args.preset}", *args.set]))
-    rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir, family=args.family)
+    rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir, family=args.family, program=args.program)
     env = environment.describe()
     if args.json:
         print(json.dumps({"preset": args.preset, "backend": jax.default_backend(), "environment": env, "rows": rows}))
@@ -313,9 +313,10 @@ def bench(args: argparse.Namespace) -> int:
     print(environment.summary(env))
     print(f"preset {args.preset}: C = {config.model.channels}, {config.model.frames} frames, batch "
           f"{config.train.batch_size}; {jax.default_backend()}, {jax.device_count()} device(s)")
-    print(f"{'models':>6}  {'mode':<10}{'s / step':>10}{'model-ex/s':>12}{'memory MB':>11}")
+    print(f"{args.program}: {rows[0]['items_per_call']} examples per model and call")
+    print(f"{'models':>6}  {'mode':<10}{'s / call':>10}{'model-ex/s':>12}{'memory MB':>11}")
     for row in rows:
-        print(f"{row['models']:>6}  {row['mode']:<10}{row['seconds_per_step']:>10.2f}"
+        print(f"{row['models']:>6}  {row['mode']:<10}{row['seconds_per_step']:>10.3f}"
               f"{row['model_examples_per_second']:>12.1f}{row['memory_mb']:>11,.0f}")
     return 0
 
@@ -422,7 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--preset", default="cpu", help="size preset from sweeps/ (default: cpu)")
     speed.add_argument("--config", default="sweeps/snr_grid.toml", help="experiment file whose folder holds the presets")
     speed.add_argument("--models", type=int, nargs="+", default=[1, 4, 16], help="model counts (default: 1 4 16)")
-    speed.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step (default: 3)")
+    speed.add_argument("--steps", type=int, default=3, help="timed calls after one warm-up call (default: 3)")
+    speed.add_argument("--program", choices=("training", "validation", "evaluation"), default="training",
+                       help="the program timed: the training step (default), validation's count of one chunk, or an "
+                            "evaluation chunk of evaluate.batch grid items")
     speed.add_argument("--family", choices=choices(Family), default="masked",
                        help="the models' family: masked (initial fusion), matched or a2 (second fusion); default masked")
     speed.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")

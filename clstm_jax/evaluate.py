@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import sys
-import time
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -23,10 +22,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import compiler, interrupts, memory
+from clstm_jax import compiler, interrupts, programs
 from clstm_jax.config import Config, ConfigError, ModelSpec, snr_label, snr_value
 from clstm_jax.data.features import FeatureConfig, make_batch, parse_snr
 from clstm_jax.data.splits import PairTable, sample_pairs
@@ -38,7 +36,7 @@ from clstm_jax.run import Run
 from clstm_jax.stats import wilson_interval
 from clstm_jax.device_data import load_checked_data, split_arrays, SplitArrays
 from clstm_jax.keys import purpose_key, TEST, TEST_NOISE
-from clstm_jax.multi_model import MODEL_AXIS, model_mesh, over_models
+from clstm_jax.multi_model import over_models
 from clstm_jax.run_dir import check_run_data
 
 EVAL_DIR = "eval"
@@ -179,7 +177,10 @@ def item_inputs(root: jax.Array, split: SplitArrays, image_idx, audio_idx, examp
     return jax.vmap(one)(image_idx, audio_idx, example_ids, audio_snr, visual_snr)
 
 
-item_inputs_jit = jax.jit(item_inputs, static_argnames="features")
+@lru_cache(maxsize=1)
+def item_inputs_program():
+    """`item_inputs` jitted with the project's compiler options; built at first use, when the backend is chosen."""
+    return compiler.jit(item_inputs, static_argnames="features")
 
 
 def chunk_correct(params, masks, split: SplitArrays, items: tuple, root: jax.Array,
@@ -216,56 +217,37 @@ def evaluate(run: Run, examples: int | None = None, full: bool = False, data_dir
     snrs = grid_snrs(run.config)
     n, A, V, M = len(labels), len(snrs), len(snrs), len(run.specs)
 
-    mesh = model_mesh(*sizes(run.params).values())
-    per_model = NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
-    params, masks = jax.device_put((run.params, {group: m.masks for group, m in run.models.items()}), per_model)
-    test = jax.device_put(test, NamedSharding(mesh, PartitionSpec()))
-    root = purpose_key(cfg.seed, TEST_NOISE)
+    placement = programs.Placement.for_counts(*sizes(run.params).values())
+    params, masks = placement.per_model((run.params, {group: m.masks for group, m in run.models.items()}))
+    test = placement.shared(test)
+    root = placement.shared(purpose_key(cfg.seed, TEST_NOISE))
     total = A * V * n
 
-    def items_at(start: int, batch: int) -> tuple:
-        items = np.arange(start, start + batch) % total  # the last chunk wraps round: one shape, one compile
-        grid, example = items // n, items % n
+    def items_at(ids: np.ndarray) -> tuple:
+        grid, example = ids // n, ids % n
         return image_idx[example], audio_idx[example], example, labels[example], snrs[grid // V], snrs[grid % V]
 
     interrupts.doing("compiling the evaluation")
     if progress:  # the bar starts after it
         print(f"compiling the evaluation ({M} models)", file=sys.stderr, flush=True)  # beside the bar
-    program = lambda model_chunk: compiler.jit(partial(chunk_correct, features=run.config.features, model=run.config.model,
-                                                  model_chunk=model_chunk, groups=len(mesh.devices)))
-    model_chunk, batch, step = memory.fit_evaluation(
-        run.config, max(sizes(run.params).values()) // len(mesh.devices), total,
-        lambda chunk, b: program(chunk).lower(params, masks, test, items_at(0, b), root).compile(),
-        log=print if progress else lambda _: None)
-
+    chunk_fn = partial(chunk_correct, features=run.config.features, model=run.config.model)
+    program = programs.measurement(chunk_fn, run.config, placement, lambda b: (params, masks, test, items_at(np.arange(b) % total), root),
+                                   max(sizes(run.params).values()) // placement.groups, total,
+                                   log=print if progress else lambda _: None)
+    batch = program.config.evaluate.batch
     settings = {"models": list(run.names), "step": run.step, "mode": "full" if full else "subset", "examples": n,
                 "labels": digest(labels), "snrs": snrs.tolist(), "seed": cfg.seed,
-                "batch": batch, "model_chunk": model_chunk}
-    kept = KeptChunks(keep and keep / PARTIAL, settings, (M, total))
-    correct = kept.outcomes  # item j: grid point j // n, example j % n
-    resumed = kept.done * batch
-    with tqdm(total=total, initial=min(resumed, total), desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)",
+                "batch": batch, "model_chunk": program.config.train.model_chunk}
+    kept = KeptChunks(keep and keep / PARTIAL, settings, (M, total))  # item j: grid point j // n, example j % n
+    with tqdm(total=total, desc=f"evaluate ({M} models x {A}x{V} SNRs x {n} examples)",
               unit="item", disable=not progress, dynamic_ncols=True) as bar:
         bar.set_postfix_str("first chunk")
-        timed_items, timed_seconds = 0, 0.0
-        interrupts.doing("evaluating")
-        try:
-            for start in range(resumed, total, batch):
-                interrupts.check()
-                began = time.perf_counter()
-                result = np.asarray(step(params, masks, test, items_at(start, batch), root))
-                if start > resumed:  # a process's first chunk also warms up
-                    timed_items, timed_seconds = timed_items + batch, timed_seconds + time.perf_counter() - began
-                stop = min(start + batch, total)
-                correct[:, start:stop] = result[:, : stop - start]
-                kept.finished(start // batch + 1)
-                bar.update(stop - start)
-                if start == resumed:
-                    bar.set_postfix_str(f"{M} models per item")  # compiled: the rate and ETA are the program's own
-        except KeyboardInterrupt:
-            raise kept.interrupted("evaluating", -(-total // batch)) from None
+        items, seconds = programs.measure_chunks(kept, programs.chunks(total, batch),
+                                                 lambda chunk: program(params, masks, test, items_at(chunk.ids), root),
+                                                 bar, "evaluating")
+    correct = kept.outcomes
     return Evaluation(tuple(run.names), snrs, snrs, correct.reshape(M, A, V, n), labels,
-                      "full" if full else "subset", run.step, timed_seconds / timed_items if timed_items else None)
+                      "full" if full else "subset", run.step, seconds / items if items else None)
 
 
 def other_digit(labels: np.ndarray) -> np.ndarray:
@@ -303,6 +285,6 @@ def evaluation_inputs(run: Run, audio_snr, visual_snr, example_ids=None, data_di
                          f"expected 0 <= example < {len(labels)} (evaluate.examples)")
     a = np.full(len(ids), parse_snr(audio_snr), np.float32)
     v = np.full(len(ids), parse_snr(visual_snr), np.float32)
-    images, spectrograms = item_inputs_jit(purpose_key(cfg.seed, TEST_NOISE), test, image_idx[ids], audio_idx[ids],
+    images, spectrograms = item_inputs_program()(purpose_key(cfg.seed, TEST_NOISE), test, image_idx[ids], audio_idx[ids],
                                            ids, a, v, features=run.config.features)
     return images, spectrograms, labels[ids]

@@ -28,13 +28,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from clstm_jax import compiler, interrupts, memory
+from clstm_jax import interrupts, programs
 from clstm_jax.config import snr_label
 from clstm_jax.data.features import ORIG
 from clstm_jax.evaluate import EVAL_DIR, evaluation_inputs, other_digit
 from clstm_jax.families import apply, concat, sizes, split
 from clstm_jax.output import staged
 from clstm_jax.resumable import KeptChunks, digest
+from clstm_jax.model import ModelConfig
 from clstm_jax.run import Run
 from clstm_jax.multi_model import over_models
 
@@ -107,26 +108,29 @@ def condition_inputs(images: jnp.ndarray, spectrograms: jnp.ndarray, labels: np.
     }
 
 
+def chunk_correct(params, masks, images, spectrograms, labels, model: ModelConfig, counts: dict[str, int],
+                  model_chunk: int = 0, groups: int = 1) -> jax.Array:
+    """Whether each model gets each example right: bool (models, examples). images, spectrograms: each
+    model's own inputs, stacked on the model axis in the models' order; counts: models per family group."""
+    right = lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, model)[:, -1], axis=-1) == labels
+    images, spectrograms = split(images, counts), split(spectrograms, counts)
+    return concat({group: over_models(right, (params[group], masks[group], images[group], spectrograms[group]),
+                                      model_chunk, groups) for group in params})
+
+
 def measure(run: Run, data_dir: str | None = None, progress: bool = True, keep: Path | None = None) -> ModalityUse:
     """Every model of the run at its training point and the clean corner, under every condition.
 
-    Each model's inputs are stacked on the model axis and all models run in one jitted program per
-    (point, condition), as `evaluate` runs them: `multi_model.over_models` in chunks of `train.model_chunk`,
-    `evaluate.batch` examples per call ("auto" sizes fitted as for the evaluation, clstm_jax/memory.py).
+    Each model's inputs are stacked on the model axis and all models run in one program per call, as
+    `evaluate` runs them (clstm_jax/programs.py): `evaluate.batch` examples per call, the models in chunks of
+    `train.model_chunk` ("auto" sizes fitted as for the evaluation), split over the model mesh.
     keep: a folder (RUN/eval) to keep finished chunks in, as `evaluate` does.
     """
     cfg = run.config
     counts = sizes(run.params)
     interrupts.doing("measuring modality use")
-
-    def right_all(params, masks, images, spectrograms, labels, model_chunk):  # images, spectrograms: per model, in order
-        right = lambda p, m, x, s: jnp.argmax(apply(p, m, x, s, cfg.model)[:, -1], axis=-1) == labels
-        images, spectrograms = split(images, counts), split(spectrograms, counts)
-        return concat({group: over_models(right, (params[group], masks[group], images[group], spectrograms[group]),
-                                          model_chunk) for group in params})
-
-    masks = {group: m.masks for group, m in run.models.items()}
-    program = lambda model_chunk: compiler.jit(partial(right_all, model_chunk=model_chunk))
+    placement = programs.Placement.for_counts(*counts.values())
+    params, masks = placement.per_model((run.params, {group: m.masks for group, m in run.models.items()}))
     n, M = cfg.evaluate.point_examples, len(run.specs)
 
     def point_inputs(point: str) -> tuple[dict, np.ndarray]:
@@ -137,32 +141,31 @@ def measure(run: Run, data_dir: str | None = None, progress: bool = True, keep: 
         stacked = {c: tuple(jnp.stack(z) for z in zip(*(swapped[pair][c] for pair in pairs))) for c in CONDITIONS}
         return stacked, next(iter(inputs.values()))[2]
 
+    def chunk_args(stacked: dict, condition: str, labels: np.ndarray, ids: np.ndarray) -> tuple:
+        images, spectrograms = stacked[condition]
+        return (params, masks, *placement.per_model((images[:, ids], spectrograms[:, ids])), placement.shared(labels[ids]))
+
     with tqdm(total=len(POINTS) * len(CONDITIONS) * n, unit="item", disable=not progress, dynamic_ncols=True,
               desc=f"modality use ({M} models x {len(POINTS)} points x {len(CONDITIONS)} conditions x {n} examples)") as bar:
         bar.set_postfix_str("compiling the program")
         inputs = {POINTS[0]: point_inputs(POINTS[0])}
         stacked, labels = inputs[POINTS[0]]
-        model_chunk, batch, right = memory.fit_evaluation(cfg, max(counts.values()), n, lambda chunk, b: program(chunk).lower(
-            run.params, masks, *(x[:, :b] for x in stacked[CONDITIONS[0]]), labels[:b]).compile(), log=bar.write)
-        batch = min(batch, n)
-        chunks = [(p, k, start) for p in range(len(POINTS)) for k in range(len(CONDITIONS)) for start in range(0, n, batch)]
+        program = programs.measurement(partial(chunk_correct, model=cfg.model, counts=counts), cfg, placement,
+                                       lambda b: chunk_args(stacked, CONDITIONS[0], labels, np.arange(min(b, n))),
+                                       max(counts.values()) // placement.groups, n, log=bar.write)
+        batch = min(program.config.evaluate.batch, n)  # the program's shape: a batch over n was compiled at n
+        calls = [chunk for p in range(len(POINTS)) for k in range(len(CONDITIONS))
+                 for chunk in programs.chunks(n, batch, where=(p, k))]
         settings = {"models": list(run.names), "step": run.step, "examples": n, "labels": digest(labels),
-                    "seed": cfg.evaluate.seed, "batch": batch, "model_chunk": model_chunk}
+                    "seed": cfg.evaluate.seed, "batch": batch, "model_chunk": program.config.train.model_chunk}
         kept = KeptChunks(keep and keep / PARTIAL, settings, (M, len(POINTS), len(CONDITIONS), n))
-        bar.update(sum(min(batch, n - s) for _, _, s in chunks[: kept.done]))
-        try:
-            for done, (p, k, start) in enumerate(chunks[kept.done:], kept.done):
-                interrupts.check()
-                if POINTS[p] not in inputs:
-                    inputs = {POINTS[p]: point_inputs(POINTS[p])}
-                images, spectrograms = inputs[POINTS[p]][0][CONDITIONS[k]]
-                stop = min(start + batch, n)
-                ids = np.arange(start, start + batch) % n  # the last call wraps round: one shape, one program
-                result = right(run.params, masks, images[:, ids], spectrograms[:, ids], labels[ids])
-                kept.outcomes[:, p, k, start:stop] = np.asarray(result)[:, : stop - start]
-                kept.finished(done + 1)
-                bar.update(stop - start)
-                bar.set_postfix_str(f"{M} models per item")
-        except KeyboardInterrupt:
-            raise kept.interrupted("measuring modality use", len(chunks)) from None
+
+        def compute(chunk: programs.Chunk):
+            nonlocal inputs
+            point, condition = POINTS[chunk.where[0]], CONDITIONS[chunk.where[1]]
+            if point not in inputs:
+                inputs = {point: point_inputs(point)}
+            return program(*chunk_args(inputs[point][0], condition, labels, chunk.ids))
+
+        programs.measure_chunks(kept, calls, compute, bar, "measuring modality use")
     return ModalityUse(tuple(run.names), kept.outcomes, np.asarray(labels), run.step)

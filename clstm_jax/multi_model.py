@@ -6,7 +6,7 @@ import math
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from clstm_jax import distributed
 
@@ -34,10 +34,3 @@ def model_mesh(*n_models: int) -> Mesh:
     """A 1-D mesh over as many devices as divide every model count evenly (one count per family group of
     the program: so no model is padded)."""
     return Mesh(np.array(distributed.devices_per_process(math.gcd(*n_models))), (MODEL_AXIS,))
-
-
-def shard_state(state: dict, mesh: Mesh) -> dict:
-    """Put per-model leaves (leading model axis) across the mesh, scalars replicated."""
-    per_model = NamedSharding(mesh, PartitionSpec(MODEL_AXIS))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.tree.map(lambda x: distributed.to_global(x, per_model if x.ndim else replicated), state)

@@ -22,22 +22,23 @@ import dataclasses
 import math
 import time
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
-from clstm_jax import compiler, families, memory
+from clstm_jax import families, programs
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.evaluate import chunk_correct, test_examples
 from clstm_jax.modality_use import CONDITIONS, POINTS
 from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays, SplitArrays
 from clstm_jax.keys import purpose_key, TEST_NOISE
-from clstm_jax.multi_model import MODEL_AXIS, shard_state
 from clstm_jax.families import group_counts
-from clstm_jax.stacking import build_models, initial_state
+from clstm_jax.stacking import build_models, group_states, initial_state
 from clstm_jax.sweep import sweep_step
+from clstm_jax.validation import chunk_args as validation_chunk_args, chunk_size as validation_chunk_size, \
+    correct_counts, validation_batch
 
 
 # Frames of the unrolled compilations that give the FLOPs of longer sequences. XLA's count for the training
@@ -62,53 +63,58 @@ def cut(split: SplitArrays, pad_length: int) -> SplitArrays:
     return split._replace(waves=split.waves[:, -pad_length:], wave_lengths=jnp.minimum(split.wave_lengths, pad_length))
 
 
-def program(name: str, config: Config, specs: list[ModelSpec], data) -> tuple:
-    """(jitted function, its arguments) of the "train step" or the "evaluation chunk", the arguments placed
-    as the run places them."""
-    mesh = families.mesh(specs)
-    per_model, replicated = NamedSharding(mesh, PartitionSpec(MODEL_AXIS)), NamedSharding(mesh, PartitionSpec())
+def arguments(name: str, config: Config, specs: list[ModelSpec], data, placement: programs.Placement) -> Callable:
+    """A function of a batch size giving the placed arguments of the "train step" or the "validation chunk"
+    (the size unused: theirs is the config's) or of an "evaluation chunk" of that many items, as the run places them."""
     params, models = build_models(config, specs)
     stats = feature_stats(config, data.splits["train"])
-    groups = len(mesh.devices)
+    if name in ("train step", "validation chunk"):
+        state = placement.state(initial_state(config, params))
+        if name == "train step":
+            args = (state, placement.shared(cut(split_arrays(data.splits["train"], stats), config.data.pad_length)),
+                    placement.per_model(models))
+        else:
+            validation = cut(split_arrays(data.splits["validation"]), config.data.pad_length)
+            pairs = placement.shared(validation_batch(validation, config.train.validation_examples, config.train.seed))
+            size = validation_chunk_size(config)
+            args = validation_chunk_args({group: gs["params"] for group, gs in group_states(state).items()},
+                                         placement.per_model(models), pairs, stats, programs.chunks(len(pairs[-1]), size)[0], size)
+        return lambda _: args
+    test = placement.shared(cut(split_arrays(data.splits["test"], stats), config.data.pad_length))
+    masks = placement.per_model({group: m.masks for group, m in models.items()})
+    params, root = placement.per_model(params), placement.shared(purpose_key(config.evaluate.seed, TEST_NOISE))
+
+    def at(n: int) -> tuple:
+        image_idx, audio_idx, labels = test_examples(split_arrays(data.splits["test"]).table, n, config.evaluate.seed)
+        snr = np.full(n, 0.5, np.float32)
+        return params, masks, test, (image_idx, audio_idx, np.arange(n), labels, snr, snr), root
+
+    return at
+
+
+def build(name: str, config: Config, specs: list[ModelSpec], data, log=print) -> programs.Program:
+    """The program called `name` (PROGRAMS) for these models, compiled at the config's sizes as the run
+    resolves them ("auto" fitted, sizes that do not fit the budget refused)."""
+    placement = programs.Placement(families.mesh(specs))
+    per_device = max(group_counts(specs)) // placement.groups
+    args_at = arguments(name, config, specs, data, placement)
     if name == "train step":
-        train = jax.device_put(cut(split_arrays(data.splits["train"], stats), config.data.pad_length), replicated)
-        step = compiler.jit(partial(sweep_step, config=config, groups=groups), donate_argnums=0)
-        return step, (shard_state(initial_state(config, params), mesh), train, jax.device_put(models, per_model))
-    test = jax.device_put(cut(split_arrays(data.splits["test"], stats), config.data.pad_length), replicated)
-    n = config.evaluate.batch
-    image_idx, audio_idx, labels = test_examples(split_arrays(data.splits["test"]).table, n, config.evaluate.seed)
-    snr = np.full(n, 0.5, np.float32)
-    items = (image_idx, audio_idx, np.arange(n), labels, snr, snr)
-    chunk = compiler.jit(partial(chunk_correct, features=config.features, model=config.model,
-                            model_chunk=config.train.model_chunk, groups=groups))
-    masks = {group: m.masks for group, m in models.items()}
-    return chunk, (jax.device_put(params, per_model), jax.device_put(masks, per_model), test, items,
-                   purpose_key(config.evaluate.seed, TEST_NOISE))
-
-
-def compiled(name: str, config: Config, specs: list[ModelSpec], data):
-    fn, args = program(name, config, specs, data)
-    return fn.lower(*args).compile()
-
-
-def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, tuple[Config, object, tuple]]:
-    """name -> (the config the program runs with, the program compiled for it, its placed arguments): "auto"
-    sizes resolved as the run resolves them, and sizes that do not fit the budget refused (clstm_jax/memory.py)."""
-    per_device = max(group_counts(specs)) // len(families.mesh(specs).devices)
-    arguments = {}  # (name, config) -> the arguments it was compiled for
-
-    def compile_program(name: str, cfg: Config):
-        fn, arguments[name, cfg] = program(name, cfg, specs, data)
-        return fn.lower(*arguments[name, cfg]).compile()
-
-    train, step = memory.fit_training(config, per_device, lambda c: compile_program("train step", c), log)
-    at = lambda chunk, batch: dataclasses.replace(config, train=dataclasses.replace(config.train, model_chunk=chunk),
-                                                  evaluate=dataclasses.replace(config.evaluate, batch=batch))
+        return programs.training(sweep_step, config, placement, args_at(0), per_device, log)
+    if name == "validation chunk":
+        return programs.fixed(partial(correct_counts, config=config, groups=placement.groups), config, args_at(0))
     total = len(config.evaluate.snrs) ** 2 * config.evaluate.examples
-    chunk, batch, evaluation = memory.fit_evaluation(config, per_device, total,
-                                                     lambda c, b: compile_program("evaluation chunk", at(c, b)), log)
-    return {"train step": (train, step, arguments["train step", train]),
-            "evaluation chunk": (at(chunk, batch), evaluation, arguments["evaluation chunk", at(chunk, batch)])}
+    return programs.measurement(partial(chunk_correct, features=config.features, model=config.model), config,
+                                placement, args_at, per_device, total, log)
+
+
+def sized(config: Config, specs: list[ModelSpec], data, log=print) -> dict[str, programs.Program]:
+    """name -> the program compiled as the run compiles it (its config carries the sizes chosen): the two
+    that plan prices."""
+    return {name: build(name, config, specs, data, log) for name in PRICED}
+
+
+PROGRAMS = ("train step", "validation chunk", "evaluation chunk")
+PRICED = ("train step", "evaluation chunk")  # validation is priced as evaluation chunks (`calls`)
 
 
 def flops(compiled) -> float:
@@ -140,14 +146,14 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
     """The cost of training and evaluating `specs` under `config` (see the module docstring)."""
     data = load_checked_data(config, data_dir)
     log(f"plan: compiling the train step and the evaluation chunk ({len(specs)} models)")
-    programs = sized(config, specs, data, log)
-    configs = {name: program_config for name, (program_config, _, _) in programs.items()}
+    built = sized(config, specs, data, log)
+    configs = {name: program.config for name, program in built.items()}
     counts = calls(configs["evaluation chunk"], specs, study)
     log(f"plan: compiling both programs unrolled at {FIT_FRAMES} frames (for their FLOPs)")
     unrolled = unrolled_flops(configs, specs, data)
     rows = {}
-    for name, (program_config, executable, args) in programs.items():
-        analysis = executable.memory_analysis()
+    for name, program in built.items():
+        program_config, analysis = program.config, program.executable.memory_analysis()
         row = {
             "models": len(specs), **counts[name],
             "flops_per_call": unrolled[name],
@@ -160,7 +166,7 @@ def plan(config: Config, specs: list[ModelSpec], data_dir: str | None = None, st
             row["items_per_call"] = program_config.evaluate.batch
         if timed_calls:
             log(f"plan: timing {timed_calls} calls of the {name}")
-            row["seconds_per_call"] = time_calls(executable, args, timed_calls, donated=name == "train step")
+            row["seconds_per_call"] = time_calls(program.executable, program.args, timed_calls, donated=name == "train step")
             row["projected_seconds"] = row["seconds_per_call"] * row["calls"]
         rows[name] = row
     return {"backend": jax.default_backend(), "preset": config.preset, "steps": config.train.steps,
@@ -171,7 +177,8 @@ def unrolled_flops(configs: dict[str, Config], specs: list[ModelSpec], data) -> 
     """XLA's FLOPs of each program (name -> its config) with every time step counted: compiled unrolled at
     the config's frames when they are few, else at 3, 4 and 5 frames and extended by the quadratic through them."""
     def count(frames: int) -> dict[str, float]:
-        return {name: flops(compiled(name, with_frames(config, frames), specs, data)) for name, config in configs.items()}
+        return {name: flops(build(name, with_frames(config, frames), specs, data, lambda _: None).executable)
+                for name, config in configs.items()}
 
     T = next(iter(configs.values())).model.frames
     if T <= 5:

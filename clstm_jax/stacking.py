@@ -35,6 +35,8 @@ def init_params(config: Config, specs: list[ModelSpec]) -> dict:
 
 
 # One compiled program per group: run eagerly, vmap(init) dispatches (and compiles) each random op on its own.
+# Plain jax.jit, not compiler.jit: it is also traced inside other programs (jit refuses nested compiler options),
+# and it has no product for the options to change.
 init_models = jax.jit(jax.vmap(families.init, in_axes=(0, None, None)), static_argnums=(1, 2))
 
 

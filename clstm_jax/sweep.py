@@ -20,10 +20,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from clstm_jax import checkpoint, compiler, distributed, environment, families, interrupts, memory
+from clstm_jax import checkpoint, compiler, distributed, environment, families, interrupts, programs
 from clstm_jax.config import Config, ConfigError, ModelSpec
 from clstm_jax.data.features import make_batch
 from clstm_jax.data.splits import sample_pairs
@@ -31,12 +30,12 @@ from clstm_jax.device_data import SplitArrays, load_checked_data, run_feature_st
 from clstm_jax.experiments import sweep_models
 from clstm_jax.families import group_counts, ordered
 from clstm_jax.keys import PAIRS, purpose_key
-from clstm_jax.multi_model import MODEL_AXIS, over_models, shard_state
+from clstm_jax.multi_model import over_models
 from clstm_jax.run_dir import RunFiles, claim_run_dir, discard_new_run, keep_metrics_until, run_lock
 from clstm_jax.stacking import Models, build_models, group_states, initial_state
 from clstm_jax.tensorboard import LOG_DIR, Board
 from clstm_jax.train import make_optimizer, train_step
-from clstm_jax.validation import correct_counts, keep_best, validate, validation_batch
+from clstm_jax.validation import counting_program, keep_best, validate, validation_batch
 
 
 class Interrupted(KeyboardInterrupt):
@@ -95,15 +94,14 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
             print(changed, flush=True)
         files.models.write_text(json.dumps([{"name": s.name, **asdict(s)} for s in specs], indent=2, default=str) + "\n")
 
-    mesh = families.mesh(specs)
+    placement = programs.Placement(families.mesh(specs))
     params, models = build_models(config, specs)
-    state = shard_state(initial_state(config, params), mesh)
-    models = distributed.to_global(models, NamedSharding(mesh, PartitionSpec(MODEL_AXIS)))
-    replicated = NamedSharding(mesh, PartitionSpec())
+    state = placement.state(initial_state(config, params))
+    models = placement.per_model(models)
     stats = run_feature_stats(files, config, splits["train"])
-    train = distributed.to_global(split_arrays(splits["train"], stats), replicated)
-    validation = validation_batch(split_arrays(splits["validation"]), config.train.validation_examples, config.train.seed)
-    validation = distributed.to_global(validation, replicated)
+    train = placement.shared(split_arrays(splits["train"], stats))
+    validation = placement.shared(validation_batch(split_arrays(splits["validation"]), config.train.validation_examples,
+                                                   config.train.seed))
 
     mngr = checkpoint.manager(run_dir)
     interrupts.doing("restoring the checkpoint")
@@ -116,21 +114,20 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
     elif primary and files.metrics.exists():
         files.metrics.unlink()
 
-    groups = len(mesh.devices)
     interrupts.doing("compiling the training step")
     if progress and primary and int(state["step"]) < config.train.steps:  # the bar starts after it
         print(f"compiling the training step ({len(specs)} models)", file=sys.stderr, flush=True)  # beside the bar
-    step_program = lambda cfg: compiler.jit(partial(sweep_step, config=cfg, groups=groups), donate_argnums=0)
     try:  # a finished run has no step left to run, nor to compile
-        config, step_fn = memory.fit_training(config, max(group_counts(specs)) // groups,
-                                              lambda cfg: step_program(cfg).lower(state, train, models).compile(),
-                                              log=log) if int(state["step"]) < config.train.steps else (config, None)
+        step_fn = programs.training(sweep_step, config, placement, (state, train, models),
+                                    max(group_counts(specs)) // placement.groups, log) \
+            if int(state["step"]) < config.train.steps else None
     except ConfigError:  # refused before its first step: a new run leaves nothing that a re-run would meet
         if primary and not resuming:
             discard_new_run(run_dir)
         raise
-    count_fn = compiler.jit(partial(correct_counts, config=config, groups=len(mesh.devices)))  # index traced: one compile
-    best_fn = jax.jit(keep_best, donate_argnums=0)
+    config = step_fn.config if step_fn else config  # "auto" sizes resolved (a finished run runs nothing)
+    count_fn = counting_program(config, placement, state, models, validation, train.stats) if step_fn else None
+    best_fn = compiler.jit(keep_best, donate_argnums=0)
     total = config.train.steps
     start = int(state["step"])
     names = [s.name for s in specs]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax import distributed
+from clstm_jax import distributed, programs
 from clstm_jax.config import Config
 from clstm_jax.data.features import BinStats, make_batch
 from clstm_jax.data.splits import sample_pairs
@@ -31,12 +32,12 @@ def validation_batch(split: SplitArrays, n: int, seed: int) -> tuple:
     return split.images[image_idx], split.waves[audio_idx], split.wave_lengths[audio_idx], labels
 
 
-def correct_counts(params: dict, models: dict[str, Models], pairs: tuple, pairs_index: jax.Array, stats: BinStats | None,
-                   config: Config, groups: int = 1) -> jax.Array:
+def correct_counts(params: dict, models: dict[str, Models], pairs: tuple, pairs_index: jax.Array, counted: jax.Array,
+                   stats: BinStats | None, config: Config, groups: int = 1) -> jax.Array:
     """Correct predictions per model (models,) on one chunk of validation pairs at each model's own SNRs.
 
     params, models: keyed by family group (clstm_jax/stacking.py); the counts follow the models' order.
-
+    counted: bool (pairs,), False for the pairs a last chunk repeats to keep its shape (programs.chunks).
     Noise keys depend on the chunk only, so every model sees the same draws. stats: see SplitArrays.
     """
     images, waves, lengths, labels = pairs
@@ -45,10 +46,31 @@ def correct_counts(params: dict, models: dict[str, Models], pairs: tuple, pairs_
     def model_correct(params, masks, audio_snr, visual_snr):
         image, spectrogram = make_batch(key, images, waves, lengths, audio_snr, visual_snr, config.features, stats)
         logits = apply(params, masks, image, spectrogram, config.model)  # (B, T, 10)
-        return jnp.sum(jnp.argmax(logits[:, -1], axis=-1) == labels)
+        return jnp.sum((jnp.argmax(logits[:, -1], axis=-1) == labels) & counted)
 
     return concat({group: over_models(model_correct, (params[group], m.masks, m.audio_snr, m.visual_snr),
                                       config.train.model_chunk, groups) for group, m in models.items()})
+
+
+def chunk_size(config: Config) -> int:
+    """Validation pairs per call: four training batches, at most all of them."""
+    return min(config.train.batch_size * 4, config.train.validation_examples)
+
+
+def chunk_args(params: dict, models: dict[str, Models], pairs: tuple, stats: BinStats | None,
+               chunk: programs.Chunk, size: int) -> tuple:
+    """The counting program's arguments for one chunk of the (placed) validation pairs."""
+    return (params, models, tuple(x[chunk.ids] for x in pairs), chunk.start // size,
+            np.arange(len(chunk.ids)) < chunk.size, stats)
+
+
+def counting_program(config: Config, placement: programs.Placement, state: dict, models: dict[str, Models],
+                     pairs: tuple, stats: BinStats | None) -> programs.Program:
+    """correct_counts compiled once for every chunk of the validation pairs (the last one wraps round)."""
+    params = {group: gs["params"] for group, gs in group_states(state).items()}
+    size = chunk_size(config)
+    args = chunk_args(params, models, pairs, stats, programs.chunks(len(pairs[-1]), size)[0], size)
+    return programs.fixed(partial(correct_counts, config=config, groups=placement.groups), config, args)
 
 
 def keep_best(state: dict, accuracy: jax.Array) -> dict:
@@ -89,13 +111,9 @@ def validate(state, models, validation, stats, count_fn, best_fn, config, names,
     """Validation accuracy per model; keep each model's best state; one metrics line (with the median seconds
     of a training step since the last one, which `clstm-jax power` prices a study with), the accuracies on
     the TensorBoard `board` (tensorboard.Board), and one progress line."""
-    n = validation[0].shape[0]
-    chunk = config.train.batch_size * 4
+    n, size = validation[0].shape[0], chunk_size(config)
     params = {group: gs["params"] for group, gs in group_states(state).items()}
-    correct = sum(
-        count_fn(params, models, tuple(x[i : i + chunk] for x in validation), i // chunk, stats)
-        for i in range(0, n, chunk)
-    )
+    correct = sum(count_fn(*chunk_args(params, models, validation, stats, chunk, size)) for chunk in programs.chunks(n, size))
     loss = np.concatenate([distributed.to_host(gs["loss_sum"]) for gs in group_states(state).values()]) / steps_since
     check_loss(loss, names, int(state["step"]), steps_since)
     step = int(state["step"])

@@ -8,7 +8,7 @@ import pytest
 
 from clstm_jax.cli import main
 from clstm_jax.experiments import sweep_models
-from clstm_jax.plan import calls, flops, plan, program, with_frames
+from clstm_jax.plan import build, calls, flops, plan, with_frames
 from clstm_jax.device_data import load_checked_data
 from conftest import MICRO, micro
 
@@ -29,14 +29,14 @@ def test_flops_equal_a_full_unrolled_compilation(priced, data_dir):
     config, result = priced
     data = load_checked_data(config, data_dir)
     for name in ("train step", "evaluation chunk"):
-        fn, args = program(name, with_frames(config, 6), sweep_models(config), data)
-        assert result["programs"][name]["flops_per_call"] == pytest.approx(flops(fn.lower(*args).compile()), rel=1e-4), name
+        unrolled = build(name, with_frames(config, 6), sweep_models(config), data, log=lambda _: None)
+        assert result["programs"][name]["flops_per_call"] == pytest.approx(flops(unrolled.executable), rel=1e-4), name
 
 
 def test_argument_memory_is_the_bytes_of_the_inputs(priced, data_dir):
     config, result = priced
     nbytes = lambda tree: sum(jnp.asarray(x).nbytes for x in jax.tree.leaves(tree))  # 64-bit numpy ints arrive as int32
-    built = lambda name: program(name, config, sweep_models(config), load_checked_data(config, data_dir))[1]
+    built = lambda name: build(name, config, sweep_models(config), load_checked_data(config, data_dir), log=lambda _: None).args
     assert result["programs"]["train step"]["argument_bytes"] == nbytes(built("train step"))
     params, masks, test, items, root = built("evaluation chunk")
     # The chunk never reads the test split's pair table (it is given the pairs), and jit drops unused arguments.

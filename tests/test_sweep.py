@@ -190,9 +190,9 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_earlier_o
 
 PLACEMENT = """
 import json, numpy as np
-from clstm_jax.multi_model import model_mesh, shard_state
+from clstm_jax.programs import Placement
 for n in (4, 3):  # the largest device count that divides the model count is used: no model is padded
-    leaf = shard_state({"w": np.zeros((n, 2))}, model_mesh(n))["w"]
+    leaf = Placement.for_counts(n).state({"w": np.zeros((n, 2))})["w"]
     print(json.dumps([n, len(leaf.sharding.device_set), sorted({s.data.shape[0] for s in leaf.addressable_shards})]))
 """
 
@@ -277,8 +277,9 @@ def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir, capsys
 def test_bench_rows_cover_both_modes_and_add_up(data_dir):
     from clstm_jax.bench import run_bench
 
-    from clstm_jax.bench import bench_specs, new_program
+    from clstm_jax.bench import bench_specs
     from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
+    from clstm_jax.stacking import build_models, initial_state
 
     config, steps = micro(), 2
     start = time.perf_counter()
@@ -293,7 +294,8 @@ def test_bench_rows_cover_both_modes_and_add_up(data_dir):
     train = split_arrays(split, feature_stats(config, split))
     for row in rows:
         in_program = row["models"] if row["mode"] == "vmapped" else 1
-        inputs = [*new_program(config, bench_specs(in_program)), train]
+        state_and_models = build_models(config, bench_specs(in_program))
+        inputs = [initial_state(config, state_and_models[0]), state_and_models[1], train]
         assert row["argument_mb"] * 2**20 == sum(x.nbytes for x in jax.tree.leaves(inputs)), row
 
 
