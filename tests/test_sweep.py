@@ -635,3 +635,16 @@ def test_ctrl_c_in_each_phase_names_it_in_one_line_and_exits_130(checkpointed, d
                                        "the same command to go on\n")
     outside_eval = lambda files: {p: b for p, b in files.items() if "eval" not in p.relative_to(run_dir).parts}
     assert outside_eval({p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "lock"}) == before
+
+
+def test_bench_times_the_forward_programs_at_the_run_sizes(data_dir):
+    """`bench --program validation|evaluation`: the run's programs, called with the sizes a run calls them with
+    (validation: 4 batches of 4 pairs, capped at the 8 validation pairs; evaluation: evaluate.batch items)."""
+    from clstm_jax.bench import run_bench
+
+    config = micro("evaluate.batch=16")
+    for program, items in (("validation", 8), ("evaluation", 16)):
+        rows = run_bench(config, [2], steps=1, data_dir=data_dir, program=program)
+        assert [(r["program"], r["models"], r["mode"], r["items_per_call"]) for r in rows] == \
+            [(program, 2, "vmapped", items), (program, 2, "sequential", items)]
+        assert all(r["seconds_per_step"] > 0 for r in rows)
