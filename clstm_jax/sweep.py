@@ -15,7 +15,6 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import jax
