@@ -17,6 +17,7 @@ import jax
 from clstm_jax.config import Config, ModelSpec
 from clstm_jax.device_data import load_checked_data
 from clstm_jax.plan import arguments, build
+from clstm_jax.validation import chunk_size
 from clstm_jax import programs
 
 PROGRAMS = {"training": "train step", "validation": "validation chunk", "evaluation": "evaluation chunk"}
@@ -34,7 +35,7 @@ def items_per_call(name: str, config: Config) -> int:
     if name == "train step":
         return config.train.batch_size
     if name == "validation chunk":
-        return min(config.train.batch_size * 4, config.train.validation_examples)
+        return chunk_size(config)
     return config.evaluate.batch
 
 
@@ -44,9 +45,11 @@ def measure(config: Config, program: str, n_models: int, vmapped: bool, steps: i
     name = PROGRAMS[program]
     specs = bench_specs(n_models, family)
     compiled = build(name, config, specs if vmapped else specs[:1], data, log=lambda _: None)
-    per_model = lambda spec: arguments(name, compiled.config, [spec], data, programs.Placement.for_counts(1))(
-        compiled.config.evaluate.batch)
-    calls = [list(compiled.args)] if vmapped else [list(per_model(spec)) for spec in specs]
+    if vmapped:
+        calls = [list(compiled.args)]
+    else:
+        per_model = arguments(name, compiled.config, data, programs.Placement.for_counts(1))
+        calls = [list(per_model([spec])(compiled.config.evaluate.batch)) for spec in specs]
     donated = name == "train step"
 
     def run_all():

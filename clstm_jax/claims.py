@@ -24,9 +24,9 @@ from typing import Callable
 import numpy as np
 
 from clstm_jax.config import snr_label
-from clstm_jax.experiments import APPENDIX, FUSION_POINT, LATE
+from clstm_jax.experiments import APPENDIX, FUSION_POINT, LATE, UNIMODAL, unimodal_pair
 from clstm_jax.inspection import SCENARIOS
-from clstm_jax.report import Study, unimodal_curves
+from clstm_jax.report import MissingModels, Study, unimodal_curves
 from clstm_jax.stats import (ALPHA, ARCHITECTURE, NETWORKS, PairedTest, detectable, holm, majority_test,
                              paired_difference, paired_test, point_tests, t_quantile, t_sf)
 
@@ -34,14 +34,15 @@ HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = "holds", "does not hold", "inconclusive
 UNUSED = "not testable at this size"  # followed by ": <modality> unused" (the precondition, `modality_check`)
 TOO_FEW = "too few seeds"  # one seed, and its networks do not decide the claim either
 FOR_NETWORKS = "for these networks, 1 seed"  # follows holds / does not hold when one seed decided it
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED, TOO_FEW)
+ABSENT = "not testable on this run"  # followed by ": no <models>": the run did not train the models it reads
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED, TOO_FEW, ABSENT)
 
 
 @dataclass(frozen=True)
 class Evidence:
     measured: str
     test: str
-    verdict: str  # HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE or UNUSED..., at 5% before the correction across claims
+    verdict: str  # HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED... or ABSENT..., at 5% before the correction across claims
     p: float  # the p-value behind the verdict (for inconclusive ones: of the test that would have confirmed it)
     units: str
     detectable: float  # accuracy difference (fraction) the deciding test detects with 80% power, seed variance in it
@@ -62,7 +63,7 @@ class Claim:
     id: str
     section: str
     sentence: str  # the paper's words
-    region: str
+    region: str  # "{audio}" and "{visual}" stand for the study's fusion point (`Judged.region`)
     judge: Callable[[Study, float], Evidence]  # (study, margin in accuracy points) -> Evidence
     fusion: bool  # a claim about fusion or a modality's contribution: judged only if both modalities are used
     per_family: bool = False  # a claim on late-fusion models: judged once for each family of them (study.families)
@@ -76,6 +77,12 @@ class Judged:
     p_family: float  # Holm-adjusted over every judged claim (nan for a claim not judged)
     verdict: str  # the evidence's, after the correction across claims and `qualify` (one seed)
     family: str = "masked"  # whose late-fusion models a per-family claim was judged on
+    fusion_point: tuple[float, float] = FUSION_POINT  # the study's (`Study.fusion_point`), which the region names
+
+    @property
+    def region(self) -> str:
+        audio, visual = map(snr_label, self.fusion_point)
+        return self.claim.region.format(audio=audio, visual=visual)
 
     @property
     def id(self) -> str:
@@ -86,7 +93,7 @@ class Judged:
         """The machine-readable verdict (claims.json)."""
         e, number = self.evidence, lambda x: None if x is None or not math.isfinite(x) else float(x)
         return {"id": self.id, "claim": self.claim.id, "section": self.claim.section, "family": self.family,
-                "sentence": self.claim.sentence, "region": self.claim.region, "measured": e.measured, "test": e.test,
+                "sentence": self.claim.sentence, "region": self.region, "measured": e.measured, "test": e.test,
                 "estimate": number(e.estimate), "interval": [number(e.low), number(e.high)], "p": number(e.p),
                 "p_holm": number(self.p_family), "mde": number(e.detectable), "seeds": e.seeds,
                 "units": e.units, "verdict": self.verdict, "verdict_before_correction": e.verdict,
@@ -114,7 +121,7 @@ def scope_ids(scope: str) -> list[str]:
 def qualify(verdict: str, seeds: int) -> str:
     """A verdict resting on one seed is about those networks: holds / does not hold say so; anything
     undecided reads "too few seeds" (an architecture verdict needs at least two)."""
-    if seeds != 1 or verdict.startswith(UNUSED):
+    if seeds != 1 or verdict.startswith((UNUSED, ABSENT)):
         return verdict
     return f"{verdict} {FOR_NETWORKS}" if verdict in (HOLDS, FAILS) else TOO_FEW
 
@@ -124,19 +131,34 @@ def judge(study: Study, margin: float = 2.0, ids=None, families=("masked",)) -> 
     `study.of_family`), then Holm across all the judged ones: a verdict of holds or does not hold stands
     only if its family-adjusted p-value is below 5%; then `qualify` (one seed). A fusion claim counts only
     when `modality_check` finds both modalities used; otherwise its numbers are still reported, its verdict
-    reads "not testable at this size: <modality> unused" and it takes no part in the correction."""
+    reads "not testable at this size: <modality> unused" and it takes no part in the correction. A claim
+    whose models the run did not train reads "not testable on this run: no <models>" and takes no part
+    either."""
     cases = [(CLAIMS[i], family) for i in (ids or CLAIMS)
              for family in (families if CLAIMS[i].per_family else ("masked",))]
     check = modality_check(study) if any(c.fusion for c, _ in cases) else None
-    evidence = [c.judge(study.of_family(family) if c.per_family else study, margin) for c, family in cases]
+    evidence = [judge_one(c, study.of_family(family) if c.per_family else study, margin) for c, family in cases]
     blocked = [c.fusion and check.verdict != HOLDS for c, _ in cases]
     adjusted = np.full(len(cases), np.nan)
     judged = [k for k, b in enumerate(blocked) if not b and math.isfinite(evidence[k].p)]
     if judged:
         adjusted[judged] = holm(np.array([evidence[k].p for k in judged]))
     return [Judged(c, e, float(p), check.verdict if b else
-                   qualify(e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE, e.seeds), family)
+                   qualify(e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE, e.seeds), family,
+                   study.fusion_point)
             for (c, family), e, p, b in zip(cases, evidence, adjusted, blocked)]
+
+
+def judge_one(c: Claim, study: Study, margin: float) -> Evidence:
+    """The claim's evidence, or, when the study lacks models it reads, why it is not testable here."""
+    try:
+        return c.judge(study, margin)
+    except MissingModels as missing:
+        return absent(str(missing))
+
+
+def absent(models: str) -> Evidence:
+    return Evidence(f"the run has no {models}", "-", f"{ABSENT}: no {models}", math.nan, "", math.nan)
 
 
 def modality_check(study: Study) -> Evidence:
@@ -149,7 +171,10 @@ def modality_check(study: Study) -> Evidence:
     if use is None:
         return Evidence("modality use was not measured", "precondition", f"{UNUSED}: modality use not measured",
                         float("nan"), "", float("nan"))
-    models = study.models("initial", "both", *FUSION_POINT)
+    try:
+        models = study.require("initial", "both", *study.fusion_point)
+    except MissingModels as missing:
+        return absent(str(missing))
     matched = np.stack([use.of(m, "training", "matched") for m in models])
     parts, unused, ses = [f"initial fusion at its training point: {100 * matched.mean():.1f}%"], [], []
     for modality in ("audio", "image"):
@@ -303,13 +328,13 @@ ROBUST = ("Additionally, initial layer fusion appears to allow the model to be m
 
 def fusion_point_correct(study: Study) -> dict[str, np.ndarray]:
     """bool (seeds, audio, visual, examples) of each fusion depth at the fusion point."""
-    return {f: study.correct(f, "both", *FUSION_POINT) for f in ("initial", *LATE)}
+    return {f: study.correct(f, "both", *study.fusion_point) for f in ("initial", *LATE)}
 
 
-@claim("4.3-training-point", "4.3", MAJORITY, "the training point only: test audio 0.5, visual 0.25",
+@claim("4.3-training-point", "4.3", MAJORITY, "the training point only: test audio {audio}, visual {visual}",
        per_family=True, fusion_point=True)
 def training_point(study: Study, margin: float) -> Evidence:
-    i, j = study.grid_index(*FUSION_POINT)
+    i, j = study.grid_index(*study.fusion_point)
     correct = fusion_point_correct(study)
     initial = correct["initial"][:, i, j].astype(np.float64)
     tests = [paired_test(initial - correct[late][:, i, j]) for late in LATE]
@@ -361,12 +386,13 @@ def fc_never_worse(study: Study, margin: float) -> Evidence:
 @claim("4.3-second-except-low-audio", "4.3",
        "Furthermore, the initial layer fusion model outperforms the second layer fusion model, except for when the "
        "audio input is degraded well beyond the audio training signal to noise ratio.",
-       "test audio SNR at or above the training audio SNR 0.5 (70 points): the sentence allows exceptions only "
+       "test audio SNR at or above the training audio SNR {audio} (70 points at the paper's 0.5): the sentence "
+       "allows exceptions only "
        "below it, and the paper's Fig. 3 draws them in its bottom rows (test audio 0.25 to 0.0625)",
        per_family=True, fusion_point=True)
 def second_except_low_audio(study: Study, margin: float) -> Evidence:
     correct = fusion_point_correct(study)
-    mask = audio_mask(study, lambda audio: audio >= FUSION_POINT[0])
+    mask = audio_mask(study, lambda audio: audio >= study.fusion_point[0])
     t = paired_test(region_difference(correct["initial"], correct["second"], mask))
     points = point_tests(correct["initial"][:, mask], correct["second"][:, mask])
     points_q = holm(points["p"])
@@ -383,12 +409,12 @@ def second_except_low_audio(study: Study, margin: float) -> Evidence:
 
 
 @claim("4.3-only-second", "4.3", EXCEPTIONS,
-       "low test audio (below the training audio 0.5) with relatively high test visual (at or above the training "
-       "visual 0.25): 18 points; second must lead initial there, fc must not (within study.margin)",
+       "low test audio (below the training audio {audio}) with relatively high test visual (at or above the "
+       "training visual {visual}; 18 points at the paper's point): second must lead initial there, fc must not (within study.margin)",
        per_family=True, fusion_point=True)
 def only_second(study: Study, margin: float) -> Evidence:
     correct = fusion_point_correct(study)
-    mask = grid_mask(study, lambda a, v: (a < FUSION_POINT[0]) & (v >= FUSION_POINT[1]))
+    mask = grid_mask(study, lambda a, v: (a < study.fusion_point[0]) & (v >= study.fusion_point[1]))
     second = paired_test(region_difference(correct["second"], correct["initial"], mask))
     fc = paired_test(region_difference(correct["initial"], correct["fc"], mask))
     fc_verdict, fc_p, _ = margin_verdict({"mean": fc.mean, "se": fc.se, "df": fc.df, "p": fc.p}, margin)
@@ -409,12 +435,13 @@ def only_second(study: Study, margin: float) -> Evidence:
 
 
 @claim("4.3-robust-increases", "4.3", ROBUST,
-       "every test point at or above both training SNRs (audio 0.5, visual 0.25) but the training point: 55 points; "
+       "every test point at or above both training SNRs (audio {audio}, visual {visual}) but the training point "
+       "(55 points at the paper's); "
        "initial against second and against fc", per_family=True, fusion_point=True)
 def robust_increases(study: Study, margin: float) -> Evidence:
     correct = fusion_point_correct(study)
-    i, j = study.grid_index(*FUSION_POINT)
-    mask = grid_mask(study, lambda a, v: (a >= FUSION_POINT[0]) & (v >= FUSION_POINT[1])).copy()
+    i, j = study.grid_index(*study.fusion_point)
+    mask = grid_mask(study, lambda a, v: (a >= study.fusion_point[0]) & (v >= study.fusion_point[1])).copy()
     mask[i, j] = False
     tests = [paired_test(region_difference(correct["initial"], correct[late], mask)) for late in LATE]
     return favour_all_evidence(
@@ -425,12 +452,12 @@ def robust_increases(study: Study, margin: float) -> Evidence:
 
 
 @claim("4.3-robust-audio", "4.3", ROBUST,
-       "the points easier in audio only (test audio above 0.5, visual 0.25: 6 points) against those easier in "
-       "visual only (visual above 0.25, audio 0.5: 7 points): initial's advantage over each late model larger on "
+       "the points easier in audio only (test audio above {audio}, visual {visual}: 6 points at the paper's point) "
+       "against those easier in visual only (visual above {visual}, audio {audio}: 7 points there): initial's advantage over each late model larger on "
        "the first", per_family=True, fusion_point=True)
 def robust_audio(study: Study, margin: float) -> Evidence:
     correct = fusion_point_correct(study)
-    a0, v0 = FUSION_POINT
+    a0, v0 = study.fusion_point
     louder = grid_mask(study, lambda a, v: (a > a0) & (v == np.float32(v0)))
     sharper = grid_mask(study, lambda a, v: (a == np.float32(a0)) & (v > v0))
     tests = []
@@ -451,11 +478,11 @@ def robust_audio(study: Study, margin: float) -> Evidence:
 def both_modalities(study: Study, margin: float) -> Evidence:
     if study.modality_use is None:
         return not_measured("4.3-both-modalities")
-    initial = study.models("initial", "both", *FUSION_POINT)
+    initial = study.require("initial", "both", *study.fusion_point)
     weaker = min(("audio", "image"), key=lambda x: drops(study, initial, x).mean())
     tests, parts = [], []
     for late in LATE:
-        late_models = study.models(late, "both", *FUSION_POINT)
+        late_models = study.require(late, "both", *study.fusion_point)
         k = min(len(initial), len(late_models))
         tests.append(t := paired_test(drops(study, initial[:k], weaker) - drops(study, late_models[:k], weaker)))
         parts.append(f"{late} {pts(drops(study, late_models, weaker).mean())} (difference {test_text(t)})")
@@ -532,7 +559,7 @@ def audio_dependence(study: Study, margin: float) -> Evidence:
 def audio_dependence_increases(study: Study, margin: float) -> Evidence:
     if study.modality_use is None:
         return not_measured("4.4-audio-dependence-increases")
-    quadrant = {name: [study.models("initial", "both", a, v) for a, v in points]
+    quadrant = {name: [study.require("initial", "both", a, v) for a, v in points]
                 for name, points in (("bottom right", AUDIO_QUADRANT), ("top left", VISUAL_QUADRANT))}
     seeds = min(len(m) for models in quadrant.values() for m in models)
     mean_drop = {name: np.mean([drops(study, m[:seeds], "audio") for m in models], axis=0)
@@ -572,9 +599,12 @@ def easier_points(study: Study, margin: float) -> Evidence:
 # --- 4.5: unimodal models -------------------------------------------------------------------------------------
 
 def clean_input_drops(study: Study) -> dict[str, tuple[list[float], list[np.ndarray]]]:
-    """Per modality: training SNRs and each model's outcomes on clean (orig) test input, (seeds, examples)."""
+    """Per modality: training SNRs and each model's outcomes on clean (orig) test input, (seeds, examples);
+    MissingModels unless the orig-trained and the noisiest-trained models of both modalities are there."""
     out = {}
     for modalities in ("visual", "audio"):
+        for snr in (UNIMODAL[modalities][0], UNIMODAL[modalities][-1]):
+            study.require("initial", modalities, *unimodal_pair(modalities, snr))
         curves = unimodal_curves(study, modalities)
         out[modalities] = (list(curves), [curve[:, 0] for curve in curves.values()])
     return out
@@ -623,15 +653,16 @@ BOTH_CONTRIBUTE = ("This discrepancy motivated us to choose an audio SNR of 0.5 
 
 
 @claim("4.5-both-contribute", "4.5", BOTH_CONTRIBUTE,
-       "the fusion point (audio 0.5, visual 0.25): the multimodal model against each unimodal model trained and "
+       "the fusion point (audio {audio}, visual {visual}): the multimodal model against each unimodal model trained and "
        "tested at its modality's SNR there (seeds paired by index, as many as both have)", fusion_point=True)
 def both_contribute(study: Study, margin: float) -> Evidence:
-    a, v = FUSION_POINT
+    a, v = study.fusion_point
     i, j = study.grid_index(a, v)
     multi = study.correct("initial", "both", a, v)[:, i, j]
     tests, parts = [], []
     for modalities, snr in (("visual", v), ("audio", a)):
         k = study.grid_index(snr, snr)[0]  # the grid is square: its modality's test SNR = its training SNR
+        study.require("initial", modalities, *unimodal_pair(modalities, snr))
         tests.append(t := paired_test(np.subtract(*paired_seeds(multi, unimodal_curves(study, modalities)[snr][:, k]))))
         parts.append(f"minus {modalities}-only: {test_text(t)}")
     return favour_all_evidence(f"multimodal {100 * multi.mean():.1f}%; " + "; ".join(parts),
@@ -646,7 +677,7 @@ def both_contribute(study: Study, margin: float) -> Evidence:
 def comparable(study: Study, margin: float) -> Evidence:
     if study.modality_use is None:
         return not_measured("4.5-comparable")
-    models = study.models("initial", "both", *FUSION_POINT)
+    models = study.require("initial", "both", *study.fusion_point)
     cost = {x: drops(study, models, x) for x in ("audio", "image")}
     smaller, larger = sorted(cost, key=lambda x: cost[x].mean())
     t = paired_test(cost[smaller] - 0.5 * cost[larger])

@@ -284,7 +284,7 @@ def power(args: argparse.Namespace) -> int:
     if any(t <= 0 for t in args.mde):
         raise ConfigError(f"--mde {' '.join(f'{t:g}' for t in args.mde)}: each target must be a positive number of "
                           "accuracy points")
-    study = stored_study(run_dir)
+    study = stored_study(run_dir, config.study.fusion_point)
     seconds = step_seconds(run_dir)
     rows = plan(judge_stored(study, config), args.mde, len(study.specs), config.train.steps, config.train.batch_size,
                 study.evaluation.audio_snrs.size * study.evaluation.visual_snrs.size, seconds,

@@ -101,7 +101,10 @@ class EvaluateConfig:
 class StudyConfig:
     """What `clstm-jax study` adds to the paper's experiments."""
 
-    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the main fusion comparison (audio 0.5, visual 0.25); other models use the first
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the main fusion comparison (at fusion_point); other models use the first
+    # (audio, visual) training SNRs of the fusion comparison that the 4.3 claims and Fig. 3 read: the paper's
+    # (4.3, chosen in 4.5; clstm_jax/experiments.py FUSION_POINT) unless a study moves it; a point of evaluate.snrs
+    fusion_point: tuple[float, ...] = (0.5, 0.25)
     margin: float = 2.0  # accuracy points: an "always >=" claim holds when no loss larger than this is left open (docs/study.md)
     # families of the fusion comparison's late models (as sweep.family): each judges the 4.3 claims and draws its Fig. 3
     families: tuple[Family, ...] = ("masked",)
@@ -368,6 +371,10 @@ def validate(config: Config) -> None:
         raise ConfigError("evaluate.snrs = []: expected a non-empty list of SNRs (positive numbers or 'orig')")
     for value in config.evaluate.snrs:
         snr_value("evaluate.snrs", value)
+    point, grid = config.study.fusion_point, {snr_value("evaluate.snrs", x) for x in config.evaluate.snrs}
+    if len(point) != 2 or not all(x > 0 and math.isfinite(x) for x in point) or not set(point) <= grid:
+        raise ConfigError(f"study.fusion_point = {list(point)}: expected [audio, visual], two positive SNRs of "
+                          "evaluate.snrs (the claims read the comparison's own training point on the test grid)")
 
 
 def snr_value(key: str, value: float | str) -> float:

@@ -42,18 +42,19 @@ def unimodal_models(modalities: str, seed: int) -> list[ModelSpec]:
 
 
 def study_models(config: Config) -> list[ModelSpec]:
-    """Every experiment of `study.scope`, deduplicated, in a fixed order: the fusion comparison with
-    `study.seeds` seeds, in each of `study.families`; then, for the paper scope, the appendix pairs (masked),
-    the grid and the unimodal models with the first seed; for the fusion scope, the two unimodal models
-    trained at the fusion point (first seed), which 4.5-both-contribute compares against."""
+    """Every experiment of `study.scope`, deduplicated, in a fixed order: the fusion comparison at
+    `study.fusion_point` with `study.seeds` seeds, in each of `study.families`; then, for the paper scope, the
+    appendix pairs (masked), the grid and the unimodal models with the first seed; for the fusion scope, the
+    two unimodal models trained at the fusion point (first seed), which 4.5-both-contribute compares against."""
     study = config.study
-    specs = fusion_models([FUSION_POINT], study.seeds, study.families)
+    point = tuple(study.fusion_point)
+    specs = fusion_models([point], study.seeds, study.families)
     if study.scope == "paper":
         specs += fusion_models(APPENDIX.values(), study.seeds[:1]) + grid_models(study.seeds[0])
         specs += unimodal_models("visual", study.seeds[0]) + unimodal_models("audio", study.seeds[0])
     else:
         specs += [ModelSpec("initial", modalities, *unimodal_pair(modalities, snr), study.seeds[0])
-                  for modalities, snr in (("visual", FUSION_POINT[1]), ("audio", FUSION_POINT[0]))]
+                  for modalities, snr in (("visual", point[1]), ("audio", point[0]))]
     return list(dict.fromkeys(specs))
 
 

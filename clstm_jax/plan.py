@@ -63,33 +63,54 @@ def cut(split: SplitArrays, pad_length: int) -> SplitArrays:
     return split._replace(waves=split.waves[:, -pad_length:], wave_lengths=jnp.minimum(split.wave_lengths, pad_length))
 
 
-def arguments(name: str, config: Config, specs: list[ModelSpec], data, placement: programs.Placement) -> Callable:
-    """A function of a batch size giving the placed arguments of the "train step" or the "validation chunk"
-    (the size unused: theirs is the config's) or of an "evaluation chunk" of that many items, as the run places them."""
-    params, models = build_models(config, specs)
+def arguments(name: str, config: Config, data, placement: programs.Placement) -> Callable:
+    """The arguments of the "train step", the "validation chunk" or an "evaluation chunk", as the run places
+    them: a function of the models (specs) giving a function of a batch size (the size unused by the first
+    two: theirs is the config's; for evaluation, the chunk's items). The data they share is prepared once,
+    so one call serves every model of a sequential benchmark."""
     stats = feature_stats(config, data.splits["train"])
     if name in ("train step", "validation chunk"):
-        state = placement.state(initial_state(config, params))
         if name == "train step":
-            args = (state, placement.shared(cut(split_arrays(data.splits["train"], stats), config.data.pad_length)),
-                    placement.per_model(models))
+            shared = placement.shared(cut(split_arrays(data.splits["train"], stats), config.data.pad_length))
         else:
             validation = cut(split_arrays(data.splits["validation"]), config.data.pad_length)
-            pairs = placement.shared(validation_batch(validation, config.train.validation_examples, config.train.seed))
-            size = validation_chunk_size(config)
-            args = validation_chunk_args({group: gs["params"] for group, gs in group_states(state).items()},
-                                         placement.per_model(models), pairs, stats, programs.chunks(len(pairs[-1]), size)[0], size)
-        return lambda _: args
+            shared = placement.shared(validation_batch(validation, config.train.validation_examples, config.train.seed))
+
+        def fixed_size(specs: list[ModelSpec]) -> Callable:
+            args = (train_args(config, specs, placement, shared) if name == "train step" else
+                    validation_args(config, specs, placement, shared, stats))
+            return lambda _: args
+
+        return fixed_size
     test = placement.shared(cut(split_arrays(data.splits["test"], stats), config.data.pad_length))
-    masks = placement.per_model({group: m.masks for group, m in models.items()})
-    params, root = placement.per_model(params), placement.shared(purpose_key(config.evaluate.seed, TEST_NOISE))
+    table, root = split_arrays(data.splits["test"]).table, placement.shared(purpose_key(config.evaluate.seed, TEST_NOISE))
 
-    def at(n: int) -> tuple:
-        image_idx, audio_idx, labels = test_examples(split_arrays(data.splits["test"]).table, n, config.evaluate.seed)
-        snr = np.full(n, 0.5, np.float32)
-        return params, masks, test, (image_idx, audio_idx, np.arange(n), labels, snr, snr), root
+    def for_models(specs: list[ModelSpec]) -> Callable:
+        params, models = build_models(config, specs)
+        masks = placement.per_model({group: m.masks for group, m in models.items()})
+        params = placement.per_model(params)
 
-    return at
+        def at(n: int) -> tuple:
+            image_idx, audio_idx, labels = test_examples(table, n, config.evaluate.seed)
+            snr = np.full(n, 0.5, np.float32)
+            return params, masks, test, (image_idx, audio_idx, np.arange(n), labels, snr, snr), root
+
+        return at
+
+    return for_models
+
+
+def train_args(config: Config, specs: list[ModelSpec], placement: programs.Placement, train) -> tuple:
+    params, models = build_models(config, specs)
+    return placement.state(initial_state(config, params)), train, placement.per_model(models)
+
+
+def validation_args(config: Config, specs: list[ModelSpec], placement: programs.Placement, pairs, stats) -> tuple:
+    params, models = build_models(config, specs)
+    state = placement.state(initial_state(config, params))
+    size = validation_chunk_size(config)
+    return validation_chunk_args({group: gs["params"] for group, gs in group_states(state).items()},
+                                 placement.per_model(models), pairs, stats, programs.chunks(len(pairs[-1]), size)[0], size)
 
 
 def build(name: str, config: Config, specs: list[ModelSpec], data, log=print) -> programs.Program:
@@ -97,7 +118,7 @@ def build(name: str, config: Config, specs: list[ModelSpec], data, log=print) ->
     resolves them ("auto" fitted, sizes that do not fit the budget refused)."""
     placement = programs.Placement(families.mesh(specs))
     per_device = max(group_counts(specs)) // placement.groups
-    args_at = arguments(name, config, specs, data, placement)
+    args_at = arguments(name, config, data, placement)(specs)
     if name == "train step":
         return programs.training(sweep_step, config, placement, args_at(0), per_device, log)
     if name == "validation chunk":

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from clstm_jax.claims import Judged
+from clstm_jax.experiments import FUSION_POINT
 from clstm_jax.stats import detectable
 
 PAIRS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)  # candidate test pairs per point
@@ -122,9 +123,10 @@ def plan_text(rows: list[dict], seconds_known: bool) -> list[str]:
     return lines
 
 
-def stored_study(run_dir: Path):
+def stored_study(run_dir: Path, fusion_point=FUSION_POINT):
     """The study view of a run's stored outcomes alone (RUN/eval: no checkpoint needed), its models read
-    from models.json, or from the evaluation's model names."""
+    from models.json, or from the evaluation's model names; its fusion comparison at `fusion_point`
+    (`study.fusion_point`)."""
     from clstm_jax.config import ModelSpec
     from clstm_jax.evaluate import load_evaluation
     from clstm_jax.modality_use import load_modality_use
@@ -135,7 +137,7 @@ def stored_study(run_dir: Path):
     evaluation = load_evaluation(run_dir)
     specs = (read_specs(run_dir) if RunFiles(run_dir).models.exists()
              else tuple(ModelSpec.from_name(name) for name in evaluation.names))
-    return Study(evaluation, specs, modality_use=load_modality_use(run_dir))
+    return Study(evaluation, specs, modality_use=load_modality_use(run_dir), fusion_point=fusion_point)
 
 
 def judge_stored(study, config) -> list[Judged]:

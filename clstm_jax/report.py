@@ -30,6 +30,11 @@ from clstm_jax.stats import ALPHA, holm, point_tests, wilson_interval
 REPORT_DIR = "report"
 
 
+class MissingModels(LookupError):
+    """A query for models the study does not have (its message names them): a claim reading them is not
+    testable on this run."""
+
+
 class Study:
     """An evaluation with its models grouped by configuration (seeds pooled).
 
@@ -38,12 +43,15 @@ class Study:
     modality_use: every model with each input swapped or zeroed (the precondition of the fusion claims).
     family: whose late-fusion models a query without a family reads (`of_family` gives a study with another);
     initial fusion is the masked family's in every family (clstm_jax/families.py).
+    fusion_point: (audio, visual) training SNRs of the fusion comparison (`study.fusion_point`; the paper's
+    by default), which the 4.3 claims and Fig. 3 read.
     """
 
     def __init__(self, evaluation: Evaluation, specs, audio_swap: tuple[np.ndarray, np.ndarray] | None = None,
-                 modality_use=None, family: str = "masked"):
+                 modality_use=None, family: str = "masked", fusion_point: tuple[float, float] = FUSION_POINT):
         self.evaluation = evaluation
         self.specs = specs
+        self.fusion_point = tuple(fusion_point)
         self.audio_swap = audio_swap
         self.modality_use = modality_use  # clstm_jax.modality_use.ModalityUse of the same models, or None
         self.family = family
@@ -71,9 +79,18 @@ class Study:
     def has(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> bool:
         return bool(self.models(fusion, modalities, a, v, family))
 
+    def require(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> list[int]:
+        """`models`, or MissingModels (naming the configuration) when the study has none."""
+        models = self.models(fusion, modalities, a, v, family)
+        if not models:
+            raise MissingModels(f"{fusion}-fusion {modalities} model trained at audio {snr_label(a)} / visual "
+                                f"{snr_label(v)}" + (f" ({family or self.family} family)" if fusion != "initial" else ""))
+        return models
+
     def correct(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> np.ndarray:
-        """bool (seeds, audio SNRs, visual SNRs, examples), seeds in training order."""
-        return self.evaluation.correct[self.models(fusion, modalities, a, v, family)]
+        """bool (seeds, audio SNRs, visual SNRs, examples), seeds in training order; MissingModels when the
+        study has no such model."""
+        return self.evaluation.correct[self.require(fusion, modalities, a, v, family)]
 
     def accuracy(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> np.ndarray:
         """Accuracy (audio SNRs, visual SNRs), pooled over seeds and examples."""
@@ -101,7 +118,8 @@ class Study:
         """The stored evaluation of a run (and its modality-use measurement, if any), grouped."""
         from clstm_jax.modality_use import load_modality_use
 
-        return cls(load_evaluation(run.path), run.specs, modality_use=load_modality_use(run.path))
+        return cls(load_evaluation(run.path), run.specs, modality_use=load_modality_use(run.path),
+                   fusion_point=run.config.study.fusion_point)
 
 
 def percent_colorbar(fig, image, axes, label: str, shrink: float, points: bool = False) -> None:
@@ -296,7 +314,7 @@ def draw_figures(run: Run, study: Study, data_dir: str | None, out: Path, final:
     from clstm_jax.inspection import SCENARIOS, step_probabilities, write_inspection
 
     lines = []
-    for number, (a, v) in {3: FUSION_POINT, **APPENDIX}.items():
+    for number, (a, v) in {3: study.fusion_point, **APPENDIX}.items():
         drawn = [family for family in study.families
                  if all(study.has(f, "both", a, v, family) for f in ("initial", *LATE))]
         for family in drawn:
@@ -321,7 +339,7 @@ def draw_figures(run: Run, study: Study, data_dir: str | None, out: Path, final:
         lines.append("modality_use: every model with one input of another digit, or zeroed")
     else:
         lines.append("modality_use: skipped (not measured: `clstm-jax study` measures it)")
-    main = study.models("initial", "both", *FUSION_POINT) or [0]
+    main = study.models("initial", "both", *study.fusion_point) or [0]
     name = run.names[main[0]]
     probs, labels = step_probabilities(run, run.model(name), [0], data_dir)
     write_inspection(probs[:, 0], int(labels[0]), name, 0, out / "fig7")

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from clstm_jax import environment, interrupts
-from clstm_jax.claims import ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
+from clstm_jax.claims import ABSENT, ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs, grid_snrs, load_evaluation
-from clstm_jax.experiments import FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
+from clstm_jax.experiments import GRID_AUDIO, GRID_VISUAL, LATE, study_models
 from clstm_jax.modality_use import CONDITIONS, POINTS, ModalityUse, condition_inputs, load_modality_use
 from clstm_jax.modality_use import measure as measure_modality_use
 from clstm_jax.output import staged
@@ -67,7 +67,7 @@ def study_run(config: Config, run_dir: Path, data_dir: str | None, progress: boo
             f"; the stored one was made with other settings: {'; '.join(use_differences)}" if use_differences else ""))
         use = measure_modality_use(run, data_dir, progress, keep=run_dir / EVAL_DIR)
         use.save(run_dir / EVAL_DIR, run.specs)
-    study = Study(evaluation, run.specs, modality_use=use)
+    study = Study(evaluation, run.specs, modality_use=use, fusion_point=config.study.fusion_point)
     for line in draw_report(run, study, data_dir):
         log(f"study: report {line}")
     interrupts.doing("judging the claims")
@@ -131,7 +131,7 @@ def audio_swap_outcomes(study: Study, run: Run, data_dir: str | None) -> tuple[n
     images, spectrograms, labels = evaluation_inputs(run, *ARRIVAL_SCENARIO, None, data_dir,
                                                       run.config.evaluate.point_examples)
     inputs = condition_inputs(images, spectrograms, labels)
-    models = [run.model(run.names[index]) for index in study.models("initial", "both", *FUSION_POINT)]
+    models = [run.model(run.names[index]) for index in study.models("initial", "both", *study.fusion_point)]
     right = lambda model, condition: np.asarray(model.logits(*inputs[condition]))[:, -1].argmax(-1) == labels
     return tuple(np.stack([right(model, condition) for model in models])
                  for condition in ("matched", "audio mismatched"))
@@ -182,9 +182,9 @@ def family_lines(judged: list[Judged], study: Study) -> list[str]:
     for claim_id in ids:
         lines.append(f"| `{claim_id}` | " + " | ".join(verdicts[claim_id, f] for f in families)
                      + f" | {'agree' if claim_id in agree else 'differ'} |")
-    a, v = FUSION_POINT
+    a, v = study.fusion_point
     i, j = study.grid_index(a, v)
-    lines += ["", "Accuracy (%) at the training point (audio 0.5, visual 0.25) and, in brackets, over the whole "
+    lines += ["", f"Accuracy (%) at the training point (audio {snr_label(a)}, visual {snr_label(v)}) and, in brackets, over the whole "
               "100-point grid; mean over seeds. Initial fusion is one model in every family.", "",
               "| family | initial | second | fc |", "|---|---|---|---|"]
     for family in families:
@@ -205,7 +205,7 @@ def training_point_accuracy(study: Study) -> str:
 
 def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir: Path, seconds: float) -> str:
     evaluation = study.evaluation
-    seeds = len(study.models("initial", "both", *FUSION_POINT))
+    seeds = len(study.models("initial", "both", *study.fusion_point))
     floor = 2 * 0.5 ** (evaluation.examples * seeds)
     counts = {v: sum(j.verdict.startswith(v) for j in judged) for v in VERDICTS}
     check = modality_check(study)
@@ -255,12 +255,12 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
     ]
     for j in judged:
         c, e = j.claim, j.evidence
-        if j.verdict.startswith(UNUSED):
+        if j.verdict.startswith((UNUSED, ABSENT)):
             note, p_holm = f" (the test alone: {e.verdict})", "-"
         else:
             note = "" if j.verdict == e.verdict else f" ({e.verdict} before the correction across claims)"
             p_holm = f"{j.p_family:.3g}"
-        lines.append(f"| `{j.id}` | {c.section} | \"{c.sentence}\" | {c.region} | {e.measured} | {e.test} | {e.units} "
+        lines.append(f"| `{j.id}` | {c.section} | \"{c.sentence}\" | {j.region} | {e.measured} | {e.test} | {e.units} "
                      f"| {100 * e.detectable:.1f} points ({e.seeds} seed{'s' if e.seeds > 1 else ''}) | {e.p:.3g} | "
                      f"{p_holm} | {e.about} | **{j.verdict}**{note} |")
     lines += family_lines(judged, study)

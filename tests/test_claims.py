@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from clstm_jax.claims import (CLAIMS, FAILS, FOR_NETWORKS, HOLDS, INCONCLUSIVE, TOO_FEW, UNTESTABLE, UNUSED, Evidence, judge,
+from clstm_jax.claims import (ABSENT, CLAIMS, FAILS, FOR_NETWORKS, HOLDS, INCONCLUSIVE, TOO_FEW, UNTESTABLE, UNUSED, Evidence, judge,
                               modality_check, qualify, scope_ids)
 from clstm_jax.config import load_config
 from clstm_jax.evaluate import Evaluation
@@ -21,9 +21,11 @@ class Synthetic:
     """A study of the real model list whose outcomes a test writes by hand; every model starts as the same
     random outcomes (identical models)."""
 
-    def __init__(self, examples=96, seeds=(0, 1, 2), seed=0, flat=False, families=("masked",), scope="paper"):
+    def __init__(self, examples=96, seeds=(0, 1, 2), seed=0, flat=False, families=("masked",), scope="paper",
+                 point=FUSION_POINT):
         config = load_config(ROOT / "sweeps" / "study.toml", ["preset=tiny", f"study.seeds={list(seeds)}",
-                                                              f"study.families={','.join(families)}", f"study.scope={scope}"])
+                                                              f"study.families={','.join(families)}", f"study.scope={scope}",
+                                                              f"study.fusion_point={list(point)}"])
         self.specs = study_models(config)
         self.rng = np.random.default_rng(seed)
         same = self.rng.random((1 if flat else 10, 1 if flat else 10, examples)) < 0.6  # flat: alike at every point
@@ -31,7 +33,7 @@ class Synthetic:
         self.evaluation = Evaluation(tuple(s.name for s in self.specs), SNRS, SNRS, correct, np.zeros(examples, int),
                                      "subset", 1)
         swap = self.rng.random((len(seeds), examples)) < 0.6
-        self.study = Study(self.evaluation, self.specs, (swap, swap.copy()))
+        self.study = Study(self.evaluation, self.specs, (swap, swap.copy()), fusion_point=point)
 
     def models(self, fusion, modalities, a, v, family="masked"):
         return self.study.models(fusion, modalities, a, v, family)
@@ -47,10 +49,10 @@ class Synthetic:
 
 
 def fusion_point(s: Synthetic, initial):
-    """Initial fusion at the fusion point set to `initial`, the late models random."""
+    """Initial fusion at the study's fusion point set to `initial`, the late models random."""
     for late in LATE:
-        s.set(late, "both", *FUSION_POINT, "random")
-    s.set("initial", "both", *FUSION_POINT, initial)
+        s.set(late, "both", *s.study.fusion_point, "random")
+    s.set("initial", "both", *s.study.fusion_point, initial)
 
 
 @pytest.mark.parametrize("claim_id", ["4.3-training-point", "4.3-majority", "4.3-second-except-low-audio"])
@@ -198,7 +200,7 @@ def test_the_correction_across_claims_can_turn_a_verdict(monkeypatch):
         registry[f"c{k}"] = type(CLAIMS["4.6-audio-arrives"])(f"c{k}", "x", "s", "r", lambda study, margin, e=evidence: e,
                                                               False)
     monkeypatch.setattr("clstm_jax.claims.CLAIMS", registry)
-    judged = judge(None)
+    judged = judge(Synthetic().study)
     # Holm: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; max(0.06, 0.04) = 0.06
     assert [j.p_family for j in judged] == pytest.approx([0.03, 0.06, 0.06])
     assert [j.verdict for j in judged] == [HOLDS, INCONCLUSIVE, INCONCLUSIVE]
@@ -361,3 +363,52 @@ def test_one_seed_verdicts_are_about_the_networks():
     assert record["about"] == "architecture" and record["seeds"] == 3
     assert set(record) >= {"id", "section", "family", "region", "estimate", "interval", "p", "p_holm", "mde", "seeds",
                            "verdict", "about"}
+
+
+def test_claims_whose_models_the_run_lacks_are_not_testable_on_it():
+    """A fusion-only run judged on every claim (`clstm-jax power` on a pilot): the claims reading models it did
+    not train say which, and take no part in the correction; those it has models for are judged as before."""
+    s = Synthetic(scope="fusion", seeds=range(5))
+    fusion_point(s, True)
+    both_used(s)
+    judged = {j.id: j for j in judge(s.study)}
+    assert judged["A.3-appendix-fc"].verdict == f"{ABSENT}: no initial-fusion both model trained at audio 1 / visual 0.5"
+    assert judged["4.4-visual-dependence"].verdict == (f"{ABSENT}: no initial-fusion both model trained at audio 0.5 / "
+                                                       "visual 1")
+    assert judged["4.5-unimodal-noise-cost"].verdict == (f"{ABSENT}: no initial-fusion visual model trained at audio "
+                                                         "orig / visual orig")
+    absent = {i for i, j in judged.items() if j.verdict.startswith(ABSENT)}
+    assert absent == {"A.3-appendix-fc", "4.4-visual-dependence", "4.4-audio-dependence",
+                      "4.4-audio-dependence-increases", "4.4-easier-points", "4.5-unimodal-noise-cost",
+                      "4.5-audio-cost-larger"}
+    assert all(np.isnan(judged[i].p_family) for i in absent)
+    assert judged["4.3-training-point"].verdict == HOLDS
+    assert judged["4.5-both-contribute"].verdict == f"{HOLDS} {FOR_NETWORKS}"  # one unimodal seed
+    # the precondition reads the fusion point's initial-fusion models; without them it says so
+    empty = Synthetic(scope="fusion", point=(1.0, 0.125))
+    empty.study.fusion_point = FUSION_POINT
+    both_used(empty)
+    assert modality_check(empty.study).verdict == (f"{ABSENT}: no initial-fusion both model trained at audio 0.5 / "
+                                                   "visual 0.25")
+
+
+def test_fusion_claims_read_the_studys_fusion_point():
+    """`study.fusion_point` moves the comparison: the claims read the models trained there, and their regions
+    name it; the paper's point is the default."""
+    from clstm_jax.config import ConfigError
+
+    assert load_config(ROOT / "sweeps" / "study.toml").study.fusion_point == FUSION_POINT
+    s = Synthetic(scope="fusion", seeds=range(5), point=(1.0, 0.125))
+    assert {(m.audio_snr, m.visual_snr) for m in s.specs if m.modalities == "both"} == {(1.0, 0.125)}
+    both_used(s)
+    for initial, expected in ((True, HOLDS), (False, FAILS)):
+        fusion_point(s, initial)
+        judged = {j.id: j for j in judge(s.study, ids=["4.3-training-point", "4.3-robust-increases"])}
+        assert judged["4.3-training-point"].verdict == expected
+        assert judged["4.3-robust-increases"].verdict == expected
+    assert judged["4.3-training-point"].region == "the training point only: test audio 1, visual 0.125"
+    assert judged["4.3-training-point"].record()["region"] == judged["4.3-training-point"].region
+    for value, problem in (("[1.0, 0.3]", "0.3 is not on the test grid"), ("[1.0]", "one SNR")):
+        with pytest.raises(ConfigError, match=r"study.fusion_point = \[.*\]: expected \[audio, visual\], two positive "
+                                              r"SNRs of evaluate.snrs"):
+            load_config(ROOT / "sweeps" / "study.toml", [f"study.fusion_point={value}"])
