@@ -35,14 +35,16 @@ UNUSED = "not testable at this size"  # followed by ": <modality> unused" (the p
 TOO_FEW = "too few seeds"  # one seed, and its networks do not decide the claim either
 FOR_NETWORKS = "for these networks, 1 seed"  # follows holds / does not hold when one seed decided it
 ABSENT = "not testable on this run"  # followed by ": no <models>": the run did not train the models it reads
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED, TOO_FEW, ABSENT)
+EQUIVALENT = "equivalent within"  # followed by " <margin> points": no difference beyond study.margin either way
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED, TOO_FEW, ABSENT, EQUIVALENT)
 
 
 @dataclass(frozen=True)
 class Evidence:
     measured: str
     test: str
-    verdict: str  # HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, UNUSED... or ABSENT..., at 5% before the correction across claims
+    verdict: str  # HOLDS, FAILS, EQUIVALENT..., INCONCLUSIVE, UNTESTABLE, UNUSED... or ABSENT..., at 5% before the
+    # correction across claims
     p: float  # the p-value behind the verdict (for inconclusive ones: of the test that would have confirmed it)
     units: str
     detectable: float  # accuracy difference (fraction) the deciding test detects with 80% power, seed variance in it
@@ -123,7 +125,12 @@ def qualify(verdict: str, seeds: int) -> str:
     undecided reads "too few seeds" (an architecture verdict needs at least two)."""
     if seeds != 1 or verdict.startswith((UNUSED, ABSENT)):
         return verdict
-    return f"{verdict} {FOR_NETWORKS}" if verdict in (HOLDS, FAILS) else TOO_FEW
+    return f"{verdict} {FOR_NETWORKS}" if decided(verdict) else TOO_FEW
+
+
+def decided(verdict: str) -> bool:
+    """A verdict that answers the claim: holds, does not hold, or equivalent within the margin."""
+    return verdict in (HOLDS, FAILS) or verdict.startswith(EQUIVALENT)
 
 
 def judge(study: Study, margin: float = 2.0, ids=None, families=("masked",)) -> list[Judged]:
@@ -144,7 +151,7 @@ def judge(study: Study, margin: float = 2.0, ids=None, families=("masked",)) -> 
     if judged:
         adjusted[judged] = holm(np.array([evidence[k].p for k in judged]))
     return [Judged(c, e, float(p), check.verdict if b else
-                   qualify(e.verdict if e.verdict not in (HOLDS, FAILS) or p < ALPHA else INCONCLUSIVE, e.seeds), family,
+                   qualify(e.verdict if not decided(e.verdict) or p < ALPHA else INCONCLUSIVE, e.seeds), family,
                    study.fusion_point)
             for (c, family), e, p, b in zip(cases, evidence, adjusted, blocked)]
 
@@ -202,9 +209,25 @@ def units_text(seeds: int, examples: int) -> str:
     return f"{examples} test examples x {seeds} seed(s)"
 
 
-def sign_verdict(t: PairedTest) -> str:
-    """Holds for a significantly positive difference, does not hold for a significantly negative one."""
-    return INCONCLUSIVE if t.p >= ALPHA else HOLDS if t.mean > 0 else FAILS
+def equivalence_p(t: PairedTest, margin: float) -> float:
+    """p of "the difference lies within +-margin points": the larger of the two one-sided tests (TOST)."""
+    m = margin / 100
+    if t.se == 0:
+        return 0.0 if abs(t.mean) < m else 1.0
+    return float(max(t_sf((t.mean + m) / t.se, t.df), t_sf((m - t.mean) / t.se, t.df)))
+
+
+def equivalent(margin: float) -> str:
+    return f"{EQUIVALENT} {margin:g} point{'' if margin == 1 else 's'}"
+
+
+def sign_verdict(t: PairedTest, margin: float) -> tuple[str, float]:
+    """(verdict, p): holds for a significantly positive difference, does not hold for a significantly negative
+    one, equivalent within the margin when the difference is significantly inside +-margin (TOST at 5%)."""
+    if t.p < ALPHA:
+        return (HOLDS if t.mean > 0 else FAILS), t.p
+    p_equivalent = equivalence_p(t, margin)
+    return (equivalent(margin), p_equivalent) if p_equivalent < ALPHA else (INCONCLUSIVE, t.p)
 
 
 def decided_by(measured: str, test: str, verdict: str, p: float, t: PairedTest, tests: int = 1,
@@ -219,24 +242,34 @@ def test_text(t: PairedTest) -> str:
     return f"{pts(t.mean)} points (95% {pts(t.low)} to {pts(t.high)}, p = {t.p:.3g})"
 
 
-def favour_all(tests: list[PairedTest]) -> tuple[str, float, PairedTest]:
+def favour_all(tests: list[PairedTest], margin: float, against_if=lambda t: t.mean < 0) -> tuple[str, float, PairedTest]:
     """Verdict of "every comparison favours the claim", Holm over the tests: holds when all are
-    significantly positive; does not hold when any is significantly negative. Returns (verdict, p, the
-    deciding test)."""
+    significantly positive; does not hold when any is significantly against (`against_if`); equivalent
+    within the margin when every comparison not significantly positive is significantly inside
+    +-margin points (TOST, Holm over the tests). Returns (verdict, p, the deciding test)."""
     adjusted = holm(np.array([t.p for t in tests]))
-    against = [(q, t) for t, q in zip(tests, adjusted) if t.mean < 0 and q < ALPHA]
+    against = [(q, t) for t, q in zip(tests, adjusted) if against_if(t) and q < ALPHA]
     if against:
         q, t = min(against, key=lambda x: x[0])
         return FAILS, float(q), t
     weakest = int(np.argmax(adjusted))
     if all(t.mean > 0 and q < ALPHA for t, q in zip(tests, adjusted)):
         return HOLDS, float(adjusted.max()), tests[weakest]
+    inside = holm(np.array([equivalence_p(t, margin) for t in tests]))
+    rest = [k for k, (t, q) in enumerate(zip(tests, adjusted)) if not (t.mean > 0 and q < ALPHA)]
+    if all(inside[k] < ALPHA for k in rest):
+        k = max(rest, key=lambda k: inside[k])
+        return equivalent(margin), float(inside[k]), tests[k]
     return INCONCLUSIVE, float(adjusted.max()), tests[weakest]
 
 
-def favour_all_evidence(measured: str, test: str, tests: list[PairedTest]) -> Evidence:
-    verdict, p, deciding = favour_all(tests)
-    return decided_by(measured, test, verdict, p, deciding, len(tests))
+def favour_all_evidence(measured: str, test: str, tests: list[PairedTest], margin: float) -> Evidence:
+    verdict, p, deciding = favour_all(tests, margin)
+    return decided_by(measured, test + EQUIVALENCE_TEXT.format(margin=margin), verdict, p, deciding, len(tests))
+
+
+EQUIVALENCE_TEXT = ("; equivalent within {margin:g} points (study.margin) when every comparison not significantly "
+                    "positive lies significantly inside +-{margin:g} (two one-sided tests at 5%, Holm)")
 
 
 def margin_verdict(s: dict, margin: float) -> tuple[str, float, float]:
@@ -341,7 +374,7 @@ def training_point(study: Study, margin: float) -> Evidence:
     return favour_all_evidence(
         f"initial {100 * initial.mean():.1f}%; " + "; ".join(
             f"initial minus {late}: {test_text(t)}" for late, t in zip(LATE, tests)),
-        f"{tests[0].method}, per late model, Holm over the two; holds needs both significantly positive", tests)
+        f"{tests[0].method}, per late model, Holm over the two; holds needs both significantly positive", tests, margin)
 
 
 @claim("4.3-majority", "4.3", MAJORITY, "all 100 test points (Fig. 3), against second and against fc",
@@ -356,17 +389,12 @@ def majority(study: Study, margin: float) -> Evidence:
         tests.append(t := majority_test(d))
         parts.append(f"vs {late}: initial ahead at {int(np.sum(gap > 0))}, tied at {int(np.sum(gap == 0))}, behind at "
                      f"{int(np.sum(gap < 0))} of {gap.size} points (seed mean); median point difference {test_text(t)}")
-    adjusted = holm(np.array([t.p for t in tests]))
-    against = [(q, t) for t, q in zip(tests, adjusted) if t.mean <= 0 and q < ALPHA]  # ties count against
-    if against:
-        (p, deciding), verdict = min(against, key=lambda x: x[0]), FAILS
-    else:
-        verdict = HOLDS if all(t.mean > 0 and q < ALPHA for t, q in zip(tests, adjusted)) else INCONCLUSIVE
-        p, deciding = float(adjusted.max()), tests[int(np.argmax(adjusted))]
+    verdict, p, deciding = favour_all(tests, margin, against_if=lambda t: t.mean <= 0)  # ties count against
     return decided_by("; ".join(parts),
                       "strict majority: each seed's lower median over the points of initial minus late is positive "
                       "exactly when initial is ahead at more than half the points (ties count against); "
-                      f"{tests[0].method}; Holm over the two late models", verdict, p, deciding, len(tests))
+                      f"{tests[0].method}; Holm over the two late models" + EQUIVALENCE_TEXT.format(margin=margin),
+                      verdict, p, deciding, len(tests))
 
 
 @claim("4.3-fc-never-worse", "4.3",
@@ -400,7 +428,7 @@ def second_except_low_audio(study: Study, margin: float) -> Evidence:
     if against.any():
         verdict, p = FAILS, float(points_q[against].min())
     else:
-        verdict, p = sign_verdict(t), t.p
+        verdict, p = sign_verdict(t, margin)
     return decided_by(
         f"initial minus second over the region: {test_text(t)}; second significantly ahead (Holm over the region) "
         f"at {int(against.sum())} of {int(mask.sum())} points",
@@ -423,6 +451,8 @@ def only_second(study: Study, margin: float) -> Evidence:
         verdict, p = FAILS, min(x.p for x in (fc, second) if x.mean < 0 and x.p < ALPHA)
     elif second.mean > 0 and second.p < ALPHA and fc_verdict == HOLDS:
         verdict, p = HOLDS, max(second.p, fc_p)
+    elif equivalence_p(second, margin) < ALPHA:  # second does not lead beyond the margin: no exception to place
+        verdict, p = equivalent(margin), equivalence_p(second, margin)
     else:
         verdict, p = INCONCLUSIVE, max(second.p, fc_p)
     deciding = fc if second.p < ALPHA else second
@@ -430,7 +460,8 @@ def only_second(study: Study, margin: float) -> Evidence:
         f"second minus initial over the region: {test_text(second)}; initial minus fc there: {test_text(fc)}, "
         f"one-sided lower bound {pts(fc_bound)}",
         f"{second.method}, on each unit's mean over the region; holds needs second significantly ahead and fc's "
-        f"advantage excluded beyond {margin:g} points (one-sided 95%, an intersection-union test)",
+        f"advantage excluded beyond {margin:g} points (one-sided 95%, an intersection-union test); equivalent within "
+        f"{margin:g} points when second minus initial lies significantly inside +-{margin:g} (TOST at 5%)",
         verdict, p, deciding, 2)
 
 
@@ -448,7 +479,7 @@ def robust_increases(study: Study, margin: float) -> Evidence:
         "initial minus late over the easier points: " + "; ".join(
             f"{late} {test_text(t)}" for late, t in zip(LATE, tests)),
         f"{tests[0].method}, on each unit's mean over the region, per late model, Holm over the two; holds needs "
-        "both significantly positive", tests)
+        "both significantly positive", tests, margin)
 
 
 @claim("4.3-robust-audio", "4.3", ROBUST,
@@ -468,7 +499,7 @@ def robust_audio(study: Study, margin: float) -> Evidence:
         "initial's advantage where only the audio is cleaner minus where only the image is: " + "; ".join(
             f"vs {late} {test_text(t)}" for late, t in zip(LATE, tests)),
         f"{tests[0].method}, on each unit's difference of its two region means, per late model, Holm over the two; "
-        "holds needs both significantly positive", tests)
+        "holds needs both significantly positive", tests, margin)
 
 
 @claim("4.3-both-modalities", "4.3",
@@ -490,7 +521,7 @@ def both_modalities(study: Study, margin: float) -> Evidence:
         f"another digit's {weaker} (the input initial fusion relies on less) costs initial "
         f"{pts(drops(study, initial, weaker).mean())} points, " + ", ".join(parts),
         f"{tests[0].method}, initial's drop minus the late model's, per late model, Holm over the two; holds needs "
-        "initial to lose significantly more than both", tests)
+        "initial to lose significantly more than both", tests, margin)
 
 
 # --- A.3: the appendix's training points ---------------------------------------------------------------------
@@ -508,7 +539,7 @@ def appendix_fc(study: Study, margin: float) -> Evidence:
         parts.append(f"Fig. {number} (a {snr_label(a)} / v {snr_label(v)}, {int(mask.sum())} points): {test_text(t)}")
     return favour_all_evidence("initial minus fc: " + "; ".join(parts),
                                f"{tests[0].method}, on each unit's mean over its figure's region, Holm over the "
-                               f"{len(APPENDIX)} figures; holds needs all significantly positive", tests)
+                               f"{len(APPENDIX)} figures; holds needs all significantly positive", tests, margin)
 
 
 # --- 4.4: the 16-model grid -----------------------------------------------------------------------------------
@@ -519,7 +550,7 @@ AUDIO_DEPENDENCE = ("As we move to the bottom right quadrant we see lower visual
                     "SNRs (2, 1) accompanied by an increasing dependence on the audio information.")
 
 
-def dependence(study: Study, models: list[tuple[float, float]], on: str) -> Evidence:
+def dependence(study: Study, models: list[tuple[float, float]], on: str, margin: float) -> Evidence:
     """Per model: is the accuracy drop along the other modality larger than along `on`? Per unit:
     (cleanest minus noisiest test SNR of the other modality) minus (the same along `on`), the remaining
     modality at its training SNR."""
@@ -533,7 +564,7 @@ def dependence(study: Study, models: list[tuple[float, float]], on: str) -> Evid
                      f"{pts(visual_drop.mean())} (p = {t.p:.3g})")
     return favour_all_evidence("; ".join(parts),
                                f"{tests[0].method}, per model, of the difference of drops, Holm over the "
-                               f"{len(models)} models; holds needs every model on the claimed side", tests)
+                               f"{len(models)} models; holds needs every model on the claimed side", tests, margin)
 
 
 @claim("4.4-visual-dependence", "4.4",
@@ -543,14 +574,14 @@ def dependence(study: Study, models: list[tuple[float, float]], on: str) -> Evid
        "the 4 models trained at audio 0.5 or 0.25 and visual 1 or 0.5; test SNR orig against 0.0625 along each "
        "modality, the other at its training SNR")
 def visual_dependence(study: Study, margin: float) -> Evidence:
-    return dependence(study, VISUAL_QUADRANT, on="visual")
+    return dependence(study, VISUAL_QUADRANT, "visual", margin)
 
 
 @claim("4.4-audio-dependence", "4.4", AUDIO_DEPENDENCE,
        "the 4 models trained at audio 2 or 1 and visual 0.25 or 0.125; as 4.4-visual-dependence, mirrored "
        "(the strict reading: mainly audio)")
 def audio_dependence(study: Study, margin: float) -> Evidence:
-    return dependence(study, AUDIO_QUADRANT, on="audio")
+    return dependence(study, AUDIO_QUADRANT, "audio", margin)
 
 
 @claim("4.4-audio-dependence-increases", "4.4", AUDIO_DEPENDENCE,
@@ -569,7 +600,7 @@ def audio_dependence_increases(study: Study, margin: float) -> Evidence:
         f"another digit's recording costs the bottom-right models {pts(mean_drop['bottom right'].mean())} points on "
         f"average, the top-left ones {pts(mean_drop['top left'].mean())}: difference {test_text(t)}",
         f"{t.method}, on each example's mean drop over the 4 models of each quadrant; holds needs the audio-favoured "
-        "quadrant to depend on the audio significantly more", sign_verdict(t), t.p, t)
+        "quadrant to depend on the audio significantly more", *sign_verdict(t, margin), t)
 
 
 @claim("4.4-easier-points", "4.4",
@@ -629,7 +660,7 @@ def unimodal_noise_cost(study: Study, margin: float) -> Evidence:
         parts.append(f"{modalities}-only on clean input: " + ", ".join(
             f"trained at {snr_label(s)} {100 * c.mean():.1f}%" for s, c in zip(snrs, clean)) + f" (drop {test_text(t)})")
     return favour_all_evidence("; ".join(parts), f"{tests[0].method}, per modality, Holm over the two; holds needs "
-                               "both drops significant", tests)
+                               "both drops significant", tests, margin)
 
 
 @claim("4.5-audio-cost-larger", "4.5", "This effect is particularly noticeable in the audio only model, figure 6.",
@@ -643,7 +674,7 @@ def audio_cost_larger(study: Study, margin: float) -> Evidence:
     t = paired_test(drop["audio"][:k] - drop["visual"][:k])  # paired by test example
     return decided_by(f"audio drop {pts(drop['audio'].mean())}, visual drop {pts(drop['visual'].mean())}: difference "
                       f"{test_text(t)}", f"{t.method}, on the per-example difference of the two drops",
-                      sign_verdict(t), t.p, t)
+                      *sign_verdict(t, margin), t)
 
 
 BOTH_CONTRIBUTE = ("This discrepancy motivated us to choose an audio SNR of 0.5 and a visual SNR of 0.25 for further "
@@ -667,7 +698,7 @@ def both_contribute(study: Study, margin: float) -> Evidence:
         parts.append(f"minus {modalities}-only: {test_text(t)}")
     return favour_all_evidence(f"multimodal {100 * multi.mean():.1f}%; " + "; ".join(parts),
                                f"{tests[0].method}, per unimodal model, Holm over the two; holds needs both "
-                               "significantly positive", tests)
+                               "significantly positive", tests, margin)
 
 
 @claim("4.5-comparable", "4.5", BOTH_CONTRIBUTE,
@@ -685,7 +716,7 @@ def comparable(study: Study, margin: float) -> Evidence:
         f"another digit's recording costs {pts(cost['audio'].mean())} points, another digit's image "
         f"{pts(cost['image'].mean())}; the smaller ({smaller}) minus half the larger: {test_text(t)}",
         f"{t.method}, on each example's smaller cost minus half its larger; holds when significantly positive, does "
-        "not hold when significantly negative", sign_verdict(t), t.p, t)
+        "not hold when significantly negative", *sign_verdict(t, margin), t)
 
 
 # --- 4.6: model inspection ------------------------------------------------------------------------------------
@@ -708,4 +739,4 @@ def audio_arrives(study: Study, margin: float) -> Evidence:
                       f"{t.method}, matched against mismatched recording, same image and noise level; the "
                       "difference is what the audio adds by the last step (the first steps hear only padding, so a "
                       "first-versus-last comparison would also count the recurrence settling on the image)",
-                      sign_verdict(t), t.p, t)
+                      *sign_verdict(t, margin), t)

@@ -105,7 +105,9 @@ class StudyConfig:
     # (audio, visual) training SNRs of the fusion comparison that the 4.3 claims and Fig. 3 read: the paper's
     # (4.3, chosen in 4.5; clstm_jax/experiments.py FUSION_POINT) unless a study moves it; a point of evaluate.snrs
     fusion_point: tuple[float, ...] = (0.5, 0.25)
-    margin: float = 2.0  # accuracy points: an "always >=" claim holds when no loss larger than this is left open (docs/study.md)
+    # accuracy points: an "always >=" claim holds when no loss larger than this is left open; a claim tested by a
+    # difference reads "equivalent within" it when the difference lies significantly inside +-margin (docs/study.md)
+    margin: float = 2.0
     # families of the fusion comparison's late models (as sweep.family): each judges the 4.3 claims and draws its Fig. 3
     families: tuple[Family, ...] = ("masked",)
     # paper: every experiment of the paper; fusion: the fusion comparison only (its models at the fusion point, with

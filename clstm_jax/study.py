@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from clstm_jax import environment, interrupts
-from clstm_jax.claims import ABSENT, ARRIVAL_SCENARIO, HOLDS, UNUSED, VERDICTS, Judged, judge, modality_check, scope_ids
+from clstm_jax.claims import (ABSENT, ARRIVAL_SCENARIO, EQUIVALENT, HOLDS, UNUSED, VERDICTS, Judged, equivalent, judge,
+                              modality_check, scope_ids)
 from clstm_jax.config import Config, ConfigError, SweepConfig, snr_label
 from clstm_jax.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs, grid_snrs, load_evaluation
 from clstm_jax.experiments import GRID_AUDIO, GRID_VISUAL, LATE, study_models
@@ -248,7 +249,7 @@ def results_markdown(config: Config, judged: list[Judged], study: Study, run_dir
         + ("both are used, so the fusion claims are judged." if check.verdict == HOLDS else
            f"**{check.verdict}**, so the fusion claims are not judged (SPEC 8b).") + " Per model: "
         "[Modality use](#modality-use).", "",
-        f"Verdicts: {', '.join(f'{n} {v}' for v, n in counts.items())}.", "",
+        f"Verdicts: {', '.join(f'{n} {equivalent(config.study.margin) if v == EQUIVALENT else v}' for v, n in counts.items())}.", "",
         "| id | section | the paper says | judged on | measured | test | units | detectable (80% power) | p | "
         "p, Holm across claims | about | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -97,7 +97,8 @@ def test_majority_is_strict_ties_count_against():
     for i, j in ((0, 0), (0, 1), (9, 0), (9, 1)):
         m = s.models("initial", "both", *FUSION_POINT)[0]
         s.evaluation.correct[m, i, j, np.flatnonzero(~s.evaluation.correct[m, i, j])[0]] = True
-    assert s.verdict("4.3-majority") == INCONCLUSIVE
+    assert s.verdict("4.3-majority", margin=0.0) == INCONCLUSIVE
+    assert s.verdict("4.3-majority") == "equivalent within 2 points"  # the median point's difference is near 0
 
 
 def test_margin_claims_reach_every_verdict():
@@ -300,8 +301,9 @@ def test_robustness_claims_reach_every_verdict():
 
 def test_only_second_claim_reaches_every_verdict():
     region = (SNRS[:, None] < FUSION_POINT[0]) & (SNRS[None, :] >= FUSION_POINT[1])
-    s = Synthetic(examples=1000)  # identical models: fc excluded beyond 2 points, but second not ahead
-    assert s.verdict("4.3-only-second") == INCONCLUSIVE
+    s = Synthetic(examples=1000)  # identical models: fc excluded beyond 2 points, second not ahead
+    assert s.verdict("4.3-only-second") == "equivalent within 2 points"  # second inside +-2 points of initial
+    assert s.verdict("4.3-only-second", margin=0.0) == INCONCLUSIVE
     s.set("initial", "both", *FUSION_POINT, False, (region,))
     s.set("second", "both", *FUSION_POINT, True, (region,))  # second leads in the region; fc ties initial there
     for m_fc, m_initial in zip(s.models("fc", "both", *FUSION_POINT), s.models("initial", "both", *FUSION_POINT)):
@@ -412,3 +414,21 @@ def test_fusion_claims_read_the_studys_fusion_point():
         with pytest.raises(ConfigError, match=r"study.fusion_point = \[.*\]: expected \[audio, visual\], two positive "
                                               r"SNRs of evaluate.snrs"):
             load_config(ROOT / "sweeps" / "study.toml", [f"study.fusion_point={value}"])
+
+
+TOST_CLAIMS = ["4.3-training-point", "4.3-second-except-low-audio", "4.3-only-second", "4.3-robust-increases",
+               "4.3-robust-audio", "A.3-appendix-fc", "4.4-visual-dependence", "4.4-audio-dependence",
+               "4.5-unimodal-noise-cost", "4.5-audio-cost-larger", "4.5-both-contribute", "4.6-audio-arrives"]
+
+
+def test_equal_models_are_shown_equivalent_within_the_margin():
+    """With identical models and enough pairs, every claim tested by a difference reads "equivalent within
+    2 points" (two one-sided tests inside +-study.margin); with a margin of 0 nothing is equivalent."""
+    s = Synthetic(examples=2048, seeds=range(5), flat=True)
+    for claim_id in TOST_CLAIMS:
+        assert s.verdict(claim_id) == "equivalent within 2 points", claim_id
+        assert s.verdict(claim_id, margin=0.0) == INCONCLUSIVE, claim_id
+    both_used(s)
+    judged = {j.id: j for j in judge(s.study, ids=["4.3-training-point", "A.3-appendix-fc"])}
+    assert judged["4.3-training-point"].verdict == "equivalent within 2 points"  # survives the correction
+    assert judged["A.3-appendix-fc"].verdict == f"equivalent within 2 points {FOR_NETWORKS}"  # one seed
