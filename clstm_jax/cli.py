@@ -297,6 +297,14 @@ def power(args: argparse.Namespace) -> int:
     return 0
 
 
+def publish(args: argparse.Namespace) -> int:
+    from clstm_jax.publish import publish as write_published
+
+    path = write_published(args.run_dir, args.out)
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; open it with clstm_jax.load_run({str(path)!r})")
+    return 0
+
+
 def bench(args: argparse.Namespace) -> int:
     import jax
 
@@ -418,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     pow_.add_argument("--config", help="the config the run was made with, when RUN has no config.json")
     pow_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a --config value")
     pow_.set_defaults(run=power)
+
+    pub = commands.add_parser("publish", help="a trained run as one compressed file to share: records, evaluation, "
+                              "report and each model's best parameters (no checkpoints); load_run opens it")
+    pub.add_argument("run_dir", metavar="RUN", help="run directory with a checkpoint")
+    pub.add_argument("--out", required=True, help="the file to write, ending in .tar.xz (refused if it exists)")
+    pub.set_defaults(run=publish)
 
     speed = commands.add_parser("bench", help="training throughput: models vmapped in one program vs one after another")
     speed.add_argument("--preset", default="cpu", help="size preset from sweeps/ (default: cpu)")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
+import lzma
+import os
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +19,15 @@ import numpy as np
 from clstm_jax import checkpoint, compiler, interrupts
 from clstm_jax.config import Config, ConfigError, ModelSpec, from_record
 from clstm_jax.data.features import BinStats, load_bin_stats, parse_snr
+from clstm_jax.data.paths import cache_dir
 from clstm_jax.families import apply, by_group, group_of
 from clstm_jax.masks import Masks
 from clstm_jax.run_dir import RunFiles
 from clstm_jax.stacking import group_states, init_params, initial_state, model_constants, Models
 
 SPEC_FIELDS = ("fusion", "modalities", "audio_snr", "visual_snr", "seed", "family")
+PUBLISHED_SUFFIX = ".tar.xz"  # a published run: one compressed file (clstm_jax/publish.py)
+PUBLISHED_PARAMS = "best_params.npz"  # in a published run, instead of checkpoints/: each model's best parameters
 
 
 @functools.cache
@@ -147,13 +156,61 @@ def restore_state(run_dir: Path, config: Config, specs: tuple[ModelSpec, ...]) -
 
 
 def load_run(path: str | Path) -> Run:
-    """Restore a run directory: resolved config, model specs and each model's best parameters."""
-    run_dir = Path(path)
+    """Restore a run: resolved config, model specs and each model's best parameters.
+
+    path: a run directory, or a published run (one `.tar.xz` from `clstm-jax publish`), unpacked once into
+    the per-user cache (`unpack`)."""
+    run_dir = unpack(Path(path)) if Path(path).is_file() else Path(path)
     config = read_config(run_dir)
     specs = read_specs(run_dir)
-    state = restore_state(run_dir, config, specs)
-    best = {group: gs["best_params"] for group, gs in group_states(state).items()}
-    return Run(run_dir, config, specs, best, model_constants(config, list(specs)), int(state["step"]), read_feature_stats(run_dir, config))
+    if (run_dir / PUBLISHED_PARAMS).exists():
+        best, step = read_published_params(run_dir / PUBLISHED_PARAMS, config, specs)
+    else:
+        state = restore_state(run_dir, config, specs)
+        best, step = {group: gs["best_params"] for group, gs in group_states(state).items()}, int(state["step"])
+    return Run(run_dir, config, specs, best, model_constants(config, list(specs)), step, read_feature_stats(run_dir, config))
+
+
+def unpack(archive: Path) -> Path:
+    """A published run's directory in the per-user cache (`published/<name>-<sha256 prefix>`), unpacked
+    there the first time; a file that is not a published run is refused in one line."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    name = archive.name.removesuffix(PUBLISHED_SUFFIX)
+    target = cache_dir() / "published" / f"{name}-{digest}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".unpacking-") as aside:
+        try:
+            with tarfile.open(archive, "r:xz") as tar:
+                tar.extractall(aside, filter="data")
+        except (tarfile.TarError, lzma.LZMAError, EOFError) as err:
+            raise ConfigError(f"{archive}: not a published run ({err}); expected a run directory or a "
+                              f"{PUBLISHED_SUFFIX} written by `clstm-jax publish`") from None
+        if not (Path(aside) / PUBLISHED_PARAMS).exists():
+            raise ConfigError(f"{archive}: not a published run (no {PUBLISHED_PARAMS} inside); expected a "
+                              f"{PUBLISHED_SUFFIX} written by `clstm-jax publish`")
+        with contextlib.suppress(OSError):  # another process unpacked it first: theirs is the same
+            os.rename(aside, target)
+    return target
+
+
+def read_published_params(path: Path, config: Config, specs: tuple[ModelSpec, ...]) -> tuple[dict, int]:
+    """({group: stacked best parameters}, step) from a published run's best_params.npz, checked leaf by
+    leaf against the shapes and dtypes the config and models give."""
+    like = jax.eval_shape(lambda: init_params(config, list(specs)))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+    with np.load(path) as stored:
+        arrays = []
+        for key_path, leaf in leaves:
+            key = jax.tree_util.keystr(key_path)
+            if key not in stored or stored[key].shape != leaf.shape or stored[key].dtype != leaf.dtype:
+                found = f"{stored[key].dtype}{list(stored[key].shape)}" if key in stored else "nothing"
+                raise ConfigError(f"{path}: parameter {key} holds {found}; expected {leaf.dtype}{list(leaf.shape)} "
+                                  "for the run's config and models")
+            arrays.append(jax.numpy.asarray(stored[key]))
+        step = int(stored["step"])
+    return jax.tree_util.tree_unflatten(treedef, arrays), step
 
 
 def read_feature_stats(run_dir: Path, config: Config) -> BinStats | None:
