@@ -364,13 +364,13 @@ def fusion_point_correct(study: Study) -> dict[str, np.ndarray]:
     return {f: study.correct(f, "both", *study.fusion_point) for f in ("initial", *LATE)}
 
 
-@claim("4.3-training-point", "4.3", MAJORITY, "the training point only: test audio {audio}, visual {visual}",
+@claim("4.3-training-point", "4.3", MAJORITY, "the training point only: test audio {audio}, visual {visual} "
+       "(evaluate.point_examples pairs where modality use was measured)",
        per_family=True, fusion_point=True)
 def training_point(study: Study, margin: float) -> Evidence:
-    i, j = study.grid_index(*study.fusion_point)
-    correct = fusion_point_correct(study)
-    initial = correct["initial"][:, i, j].astype(np.float64)
-    tests = [paired_test(initial - correct[late][:, i, j]) for late in LATE]
+    correct = {f: study.point_correct(f, "both", *study.fusion_point) for f in ("initial", *LATE)}
+    initial = correct["initial"].astype(np.float64)
+    tests = [paired_test(initial - correct[late]) for late in LATE]
     return favour_all_evidence(
         f"initial {100 * initial.mean():.1f}%; " + "; ".join(
             f"initial minus {late}: {test_text(t)}" for late, t in zip(LATE, tests)),

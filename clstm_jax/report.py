@@ -92,6 +92,18 @@ class Study:
         study has no such model."""
         return self.evaluation.correct[self.require(fusion, modalities, a, v, family)]
 
+    def point_correct(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> np.ndarray:
+        """bool (seeds, examples) at the models' own training point (a, v), from the larger of its two
+        measurements: the modality-use measurement's matched outcomes (`evaluate.point_examples` pairs)
+        when it has more pairs than the grid (`evaluate.examples`). Both are the same seeded draw with
+        the same noise, the smaller its first pairs, so the larger one holds the other."""
+        models = self.require(fusion, modalities, a, v, family)
+        use = self.modality_use
+        if use is not None and use.correct.shape[-1] > self.evaluation.correct.shape[-1]:
+            return np.stack([self.modality_use.of(m, "training", "matched") for m in models])
+        i, j = self.grid_index(a, v)
+        return self.evaluation.correct[models][:, i, j]
+
     def accuracy(self, fusion: str, modalities: str, a: float, v: float, family: str | None = None) -> np.ndarray:
         """Accuracy (audio SNRs, visual SNRs), pooled over seeds and examples."""
         return self.correct(fusion, modalities, a, v, family).mean(axis=(0, 3))

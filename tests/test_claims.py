@@ -408,7 +408,8 @@ def test_fusion_claims_read_the_studys_fusion_point():
         judged = {j.id: j for j in judge(s.study, ids=["4.3-training-point", "4.3-robust-increases"])}
         assert judged["4.3-training-point"].verdict == expected
         assert judged["4.3-robust-increases"].verdict == expected
-    assert judged["4.3-training-point"].region == "the training point only: test audio 1, visual 0.125"
+    assert judged["4.3-training-point"].region == ("the training point only: test audio 1, visual 0.125 "
+                                                   "(evaluate.point_examples pairs where modality use was measured)")
     assert judged["4.3-training-point"].record()["region"] == judged["4.3-training-point"].region
     for value, problem in (("[1.0, 0.3]", "0.3 is not on the test grid"), ("[1.0]", "one SNR")):
         with pytest.raises(ConfigError, match=r"study.fusion_point = \[.*\]: expected \[audio, visual\], two positive "
@@ -432,3 +433,22 @@ def test_equal_models_are_shown_equivalent_within_the_margin():
     judged = {j.id: j for j in judge(s.study, ids=["4.3-training-point", "A.3-appendix-fc"])}
     assert judged["4.3-training-point"].verdict == "equivalent within 2 points"  # survives the correction
     assert judged["A.3-appendix-fc"].verdict == f"equivalent within 2 points {FOR_NETWORKS}"  # one seed
+
+
+def test_the_training_point_reads_the_larger_of_its_two_measurements():
+    """With modality use measured on more pairs than the grid (evaluate.point_examples > examples), the
+    training-point claim reads its matched outcomes: here they contradict the grid's, and decide."""
+    s = Synthetic()
+    fusion_point(s, False)
+    assert s.verdict("4.3-training-point") == FAILS
+    use = np.zeros((len(s.specs), 2, len(CONDITIONS), 192), bool)
+    for late in LATE:
+        for m in s.models(late, "both", *FUSION_POINT):
+            use[m, 0, 0] = s.rng.random(192) < 0.5
+    for m in s.models("initial", "both", *FUSION_POINT):
+        use[m, 0, 0] = True
+    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(192, int), 1)
+    evidence = CLAIMS["4.3-training-point"].judge(s.study, 2.0)
+    assert evidence.verdict == HOLDS and evidence.units == "192 test examples x 3 seed(s)"
+    s.study.modality_use = ModalityUse(s.evaluation.names, use[..., :96], np.zeros(96, int), 1)  # no more pairs
+    assert s.verdict("4.3-training-point") == FAILS
