@@ -111,17 +111,28 @@ def claim_run_dir(run_dir: Path, config: Config, data_identity: dict) -> bool:
     """Write the resolved config and the data's identity into a new run directory, or check that they
     match an existing one.
 
-    Returns True when resuming. A different config or dataset is refused and nothing in the directory
-    is touched. Every process reads before process 0 writes, so all of them take the same branch.
+    Returns True when resuming. A longer `train.length` (and nothing else changed) extends the run: the
+    stored config takes the new length. Any other difference in config, or other data, is refused and
+    nothing in the directory is touched. Every process reads before process 0 writes, so all of them take the same branch.
     """
     files = RunFiles(run_dir)
     record = config_record(config)
     stored = None  # the stored config, keys added since it was written at their defaults
     if files.config.exists():
-        stored = config_record(from_record(json.loads(files.config.read_text()), str(files.config)))
+        stored_config = from_record(json.loads(files.config.read_text()), str(files.config))
+        stored = config_record(stored_config)
     distributed.barrier("claim_run_dir")
     if stored is not None:
         differing = sorted(key for key in diff_keys(stored, record) if not key.startswith("runtime."))  # runtime: how, not what
+        if differing == ["train.length"] and config.train.steps > stored_config.train.steps:
+            check_run_data(run_dir, data_identity, "resume")
+            if distributed.is_primary():
+                print(f"{run_dir}: training extended from {stored_config.train.steps} to {config.train.steps} steps "
+                      f"(train.length {stored_config.train.length:g} -> {config.train.length:g}); the learning rate is "
+                      "constant and each step's pairs and noise depend on the step alone, so this is the run that "
+                      "length would have trained", flush=True)
+                files.config.write_text(json.dumps(record, indent=2) + "\n")
+            return True
         if differing:
             raise ConfigError(
                 f"{run_dir} holds a run with a different config (differs in {', '.join(differing)}); "

@@ -648,3 +648,23 @@ def test_bench_times_the_forward_programs_at_the_run_sizes(data_dir):
         assert [(r["program"], r["models"], r["mode"], r["items_per_call"]) for r in rows] == \
             [(program, 2, "vmapped", items), (program, 2, "sequential", items)]
         assert all(r["seconds_per_step"] > 0 for r in rows)
+
+
+def test_a_longer_train_length_extends_a_run_to_the_run_that_length_trains(tmp_path, data_dir, capsys):
+    """Adam's learning rate is constant and a step's pairs and noise depend on the step alone, so 2 steps then
+    2 more are 4 steps from the start, bit for bit; a shorter length is refused with nothing touched."""
+    length = lambda n: micro(f"train.length={n}", "train.length_unit=batches")
+    run_sweep(length(2), tmp_path / "extended", data_dir, progress=False)
+    run_sweep(length(4), tmp_path / "extended", data_dir, progress=False)
+    assert "training extended from 2 to 4 steps" in capsys.readouterr().out
+    run_sweep(length(4), tmp_path / "fresh", data_dir, progress=False)
+    chex.assert_trees_all_equal(final_params(tmp_path / "extended"), final_params(tmp_path / "fresh"))
+    read = lambda run, name: (tmp_path / run / name).read_text()
+    assert json.loads(read("extended", "config.json")) == json.loads(read("fresh", "config.json"))
+    metrics = [[{k: v for k, v in json.loads(line).items() if k != "step_seconds"}
+                for line in read(run, "metrics.jsonl").splitlines()] for run in ("extended", "fresh")]
+    assert metrics[0] == metrics[1] and [r["step"] for r in metrics[0]] == [2, 4]
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "extended").rglob("*")}
+    with pytest.raises(ConfigError, match=r"holds a run with a different config \(differs in train.length\)"):
+        run_sweep(length(3), tmp_path / "extended", data_dir)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "extended").rglob("*")} == before
