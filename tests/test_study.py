@@ -90,7 +90,8 @@ def test_results_print_no_p_value_below_what_their_units_allow(study_run):
         if p_family == "-":  # a fusion claim whose precondition failed: reported, not judged
             assert "not testable at this size" in row[-1], row[0]
             p_family = p
-        uses = ("4.6-audio-arrives", "4.3-both-modalities", "4.4-audio-dependence-increases", "4.5-comparable")
+        uses = ("4.6-audio-arrives", "4.3-both-modalities", "4.4-audio-dependence-increases", "4.5-comparable",
+                "4.3-training-point")
         assert n == (6 if row[0].strip("| `") in uses else 4), row[0]  # evaluate.point_examples: single points
         assert float(p) >= 2 * 0.5 ** (n * s) and float(p_family) >= float(p), row[0]
         assert re.fullmatch(rf"\d+\.\d points \({s} seeds?\)", detectable), row[0]
