@@ -25,7 +25,7 @@ from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUA
 from clstm_jax.run import Run
 from clstm_jax.output import staged
 from clstm_jax.tensorboard import LOG_DIR, Board
-from clstm_jax.stats import ALPHA, holm, point_tests, wilson_interval
+from clstm_jax.stats import ALPHA, holm, point_tests, t_quantile, wilson_interval
 
 REPORT_DIR = "report"
 
@@ -117,12 +117,19 @@ class Study:
         return list(self.evaluation.audio_snrs).index(np.float32(a)), list(self.evaluation.visual_snrs).index(np.float32(v))
 
     def fusion_comparison(self, a: float, v: float) -> dict:
-        """Accuracy maps of the three fusion depths trained at (a, v) and each late-minus-initial test."""
+        """Accuracy maps of the three fusion depths trained at (a, v), each late-minus-initial test with its 95%
+        interval (Student's t across seeds; one seed: normal over the examples), and each seed's accuracy at
+        the training point and over the grid ("seeds": {fusion: (seeds, 2)})."""
         initial = self.correct("initial", "both", a, v)
-        out = {"accuracy": {f: self.accuracy(f, "both", a, v) for f in ("initial", *LATE)}}
+        fusions = ("initial", *LATE)
+        out = {"accuracy": {f: self.accuracy(f, "both", a, v) for f in fusions},
+               "seeds": {f: np.stack([self.point_correct(f, "both", a, v).mean(1),
+                                      self.correct(f, "both", a, v).mean(axis=(1, 2, 3))], axis=1) for f in fusions}}
         for late in LATE:
             test = point_tests(self.correct(late, "both", a, v), initial)  # seed-level with 2 or more seeds
-            out[late] = {"difference": test["mean"], "p": test["p"], "p_holm": holm(test["p"])}
+            half = t_quantile(0.975, test["df"]) * test["se"]
+            out[late] = {"difference": test["mean"], "low": test["mean"] - half, "high": test["mean"] + half,
+                         "p": test["p"], "p_holm": holm(test["p"])}
         return out
 
     @classmethod
@@ -185,12 +192,13 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
                         fontsize=7)
         ax.set_title(f"{late} minus initial (% points; * significant)", fontsize=9)
     percent_colorbar(fig, image, axes[1].tolist(), "accuracy difference (% points; blue: late better)", 0.8, points=True)
-    axes[1, 0].axis("off")
-    axes[1, 0].text(0.05, 0.5, f"Trained at audio SNR {snr_label(a)}, visual SNR {snr_label(v)}\n"
-                    f"(outlined); {seeds} seed(s) per fusion depth,\n{study.evaluation.examples} shared test pairs "
-                    "per grid point.\nStars: " + ("t-test across seeds of the\nper-seed differences" if seeds > 1 else
-                    "McNemar exact test on the\npaired examples (one seed)") + f", Holm over\nthe {len(labels) ** 2} grid points, 5% level.", fontsize=8,
-                    va="center")
+    seed_panel(axes[1, 0], result["seeds"])
+    test = ("t-test across seeds of the per-seed differences" if seeds > 1 else
+            "McNemar exact test on the paired examples (one seed)")
+    fig.supxlabel(f"Trained at audio SNR {snr_label(a)}, visual SNR {snr_label(v)} (outlined); {seeds} seed(s) per "
+                  f"fusion depth, {study.evaluation.examples} shared test pairs per grid point.\nStars: {test}, Holm "
+                  f"over the {len(labels) ** 2} grid points, 5% level; the 95% intervals of every cell are in the CSV.",
+                  fontsize=8)
     family = "" if study.family == "masked" else f" (late fusion: the {study.family} family)"
     fig.suptitle(f"Fig. {number}: initial vs second vs fc fusion{family}", fontsize=11)
     fig.savefig(out.with_suffix(".png"), dpi=140)
@@ -201,11 +209,32 @@ def draw_fusion(study: Study, a: float, v: float, number: int, out: Path) -> dic
         row.update({f"accuracy_{f}": result["accuracy"][f][i, j] for f in ("initial", *LATE)})
         for late in LATE:
             row.update({f"{late}_minus_initial": result[late]["difference"][i, j],
+                        f"{late}_low": result[late]["low"][i, j], f"{late}_high": result[late]["high"][i, j],
                         f"{late}_p_holm": result[late]["p_holm"][i, j],
                         f"{late}_significant": bool(result[late]["p_holm"][i, j] < ALPHA)})
         rows.append(row)
     write_csv(out.with_suffix(".csv"), rows)
+    write_csv(out.with_name(out.name + "-seeds.csv"),
+              [{"fusion": f, "seed": k, "training_point_accuracy": per_seed[k, 0], "grid_mean_accuracy": per_seed[k, 1]}
+               for f, per_seed in result["seeds"].items() for k in range(len(per_seed))])
     return result
+
+
+def seed_panel(ax, per_seed: dict[str, np.ndarray]) -> None:
+    """Each fusion depth's accuracy at its training point and over the grid: the seeds as dots, their mean
+    with a 95% interval (Student's t across seeds; none with one seed)."""
+    for k, (fusion, values) in enumerate(per_seed.items()):
+        for column, (offset, marker) in enumerate(((-0.15, "o"), (0.15, "s"))):
+            x, y = k + offset, 100 * values[:, column]
+            ax.scatter(np.full(len(y), x), y, s=8, color="0.6", zorder=1)
+            half = (float(t_quantile(0.975, len(y) - 1) * y.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0)
+            ax.errorbar(x, y.mean(), yerr=half, fmt=marker, color=f"C{column}", capsize=3, zorder=2,
+                        label=("at the training point" if column == 0 else "grid mean") if k == 0 else None)
+    ax.set_xticks(range(len(per_seed)), list(per_seed), fontsize=7)
+    ax.set_ylabel("test accuracy (%)", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6)
+    ax.set_title("per seed (dots), seed mean and 95% interval", fontsize=9)
 
 
 def draw_grid(study: Study, out: Path) -> None:

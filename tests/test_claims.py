@@ -452,3 +452,19 @@ def test_the_training_point_reads_the_larger_of_its_two_measurements():
     assert evidence.verdict == HOLDS and evidence.units == "192 test examples x 3 seed(s)"
     s.study.modality_use = ModalityUse(s.evaluation.names, use[..., :96], np.zeros(96, int), 1)  # no more pairs
     assert s.verdict("4.3-training-point") == FAILS
+
+
+def test_fusion_comparison_gives_students_t_intervals_across_seeds():
+    # initial fusion wrong everywhere; second fusion right on the first 10, 20, 30 of 100 pairs in seeds 0, 1, 2:
+    # per-seed differences 0.1, 0.2, 0.3 at every grid point; mean 0.2, sd 0.1, and t(0.975, 2 df) = 4.302653
+    s = Synthetic(examples=100)
+    s.set("initial", "both", *FUSION_POINT, False)
+    for k, m in enumerate(s.models("second", "both", *FUSION_POINT)):
+        s.evaluation.correct[m] = np.arange(100) < 10 * (k + 1)
+    result = s.study.fusion_comparison(*FUSION_POINT)
+    half = 4.302653 * 0.1 / np.sqrt(3)
+    np.testing.assert_allclose(result["second"]["difference"], np.full((10, 10), 0.2), atol=1e-12)
+    np.testing.assert_allclose(result["second"]["low"], np.full((10, 10), 0.2 - half), atol=1e-6)
+    np.testing.assert_allclose(result["second"]["high"], np.full((10, 10), 0.2 + half), atol=1e-6)
+    np.testing.assert_allclose(result["seeds"]["second"], [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]], atol=1e-12)
+    np.testing.assert_array_equal(result["seeds"]["initial"], np.zeros((3, 2)))
