@@ -22,7 +22,9 @@ from clstm_jax.output import check_writable
 from clstm_jax.run import PUBLISHED_PARAMS, PUBLISHED_SUFFIX, load_run
 
 # Left out of a published run: training's state and logs, an interrupted job's leftovers, a held lock.
-LEFT_OUT = ("checkpoints", "unusable-checkpoints", "tensorboard", "lock", "environment.jsonl", PUBLISHED_PARAMS)
+LEFT_OUT = ("checkpoints", "unusable-checkpoints", "lock", "environment.jsonl", PUBLISHED_PARAMS)
+# Left out at any depth: TensorBoard's event files (training's curves, and the report's figures again as images).
+LOG_DIR = "tensorboard"
 
 
 def shared_files(run_dir: Path) -> list[Path]:
@@ -30,8 +32,8 @@ def shared_files(run_dir: Path) -> list[Path]:
     kept = []
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
-        if (path.is_file() and relative.parts[0] not in LEFT_OUT and not relative.name.startswith(".")
-                and not relative.name.endswith(".partial.npz")):
+        if (path.is_file() and relative.parts[0] not in LEFT_OUT and LOG_DIR not in relative.parts
+                and not relative.name.startswith(".") and not relative.name.endswith(".partial.npz")):
             kept.append(relative)
     return kept
 

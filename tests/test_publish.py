@@ -25,15 +25,19 @@ def trained(tmp_path_factory, data_dir):
 def test_a_published_run_loads_as_its_directory_does(trained, data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "shared" / "run.tar.xz"
+    (trained / "report" / "tensorboard").mkdir(parents=True, exist_ok=True)  # as `report` writes them
+    (trained / "report" / "fig5.csv").write_text("a figure's numbers\n")
+    (trained / "report" / "tensorboard" / "events.out.tfevents.1").write_bytes(b"the figures again")
     assert main(["publish", str(trained), "--out", str(out)]) == 0
     assert capsys.readouterr().out.startswith(f"{out}: ")
 
     with tarfile.open(out) as archive:
         members = sorted(m.name for m in archive.getmembers() if m.isfile())
     kept = sorted(str(p.relative_to(trained)) for p in trained.rglob("*") if p.is_file()
-                  and p.relative_to(trained).parts[0] not in ("checkpoints", "tensorboard", "environment.jsonl"))
+                  and p.relative_to(trained).parts[0] not in ("checkpoints", "environment.jsonl")
+                  and "tensorboard" not in p.relative_to(trained).parts)
     assert members == sorted([*kept, "best_params.npz"])
-    assert "lock" not in kept and "metrics.jsonl" in kept and "feature_stats.npz" in kept
+    assert "lock" not in kept and "metrics.jsonl" in kept and "feature_stats.npz" in kept and "report/fig5.csv" in kept
 
     original, published = load_run(trained), load_run(out)
     assert published.path != trained and published.path.is_relative_to(tmp_path / "cache")
