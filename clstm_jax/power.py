@@ -6,8 +6,12 @@ variance of a seed's mean beyond its examples' sampling error (the seed
 random effect), and `within`, the variance of one example's difference
 inside a seed. With S seeds and N test pairs per point the test's standard
 error is sqrt((between + within / N) / S) on S - 1 degrees of freedom, so
-the minimum detectable effect at 80% power (Holm over the claim's own
-comparisons) is (t(1 - alpha / 2k, S - 1) + t(0.8, S - 1)) times that. For
+the minimum detectable effect at 80% power is (t(1 - alpha / 2k, S - 1) +
+t(0.8, S - 1)) times that, with k the claim's own comparisons times the
+claims its verdict is corrected over: a verdict stands only if its p,
+Holm-adjusted across every judged claim, is below 5% (`claims.judge`), so the
+plan prices Holm's first step, the Bonferroni level (docs/results-decided-cpu.md
+shows what planning at the claim's own level left undecided). For
 each target MDE the planner finds the cheapest (S, N) that reaches it,
 counting the cost as training S seeds of the claim's models and evaluating
 them on the grid, priced from the run's own measured step time
@@ -71,6 +75,7 @@ def plan(judged: list[Judged], targets, models: int, steps: int, batch: int, gri
     evaluation priced by the run's measured `item_seconds` (all models) or, without it, as a third of a
     training example per forward pass."""
     tests = [j for j in judged if j.evidence.deciding is not None]
+    across = max(1, sum(math.isfinite(j.p_family) for j in judged))  # the claims the verdicts are Holm-corrected over
     measured = [j.evidence.deciding.between for j in tests if j.evidence.seeds > 1]
     fallback = float(np.median(measured)) if measured else math.nan
     example_seconds = seconds_per_step / (models * batch) if seconds_per_step else None
@@ -78,15 +83,17 @@ def plan(judged: list[Judged], targets, models: int, steps: int, batch: int, gri
                        example_seconds * FORWARD_SHARE if example_seconds else None)
     rows = []
     for j in tests:
-        t, k = j.evidence.deciding, j.evidence.tests
+        t, k = j.evidence.deciding, j.evidence.tests * across
         assumed = j.evidence.seeds == 1
         between = fallback if assumed else t.between
-        compared = 1 + k  # a reference model and each model it is compared with
+        compared = 1 + j.evidence.tests  # a reference model and each model it is compared with
         seed_cost = compared * steps * batch  # model-examples of training per seed
         pair_cost = compared * grid_points * (forward_seconds / example_seconds if example_seconds else FORWARD_SHARE)
         row = {"id": j.id, "verdict": j.verdict, "seeds": t.seeds, "examples": t.examples,
                "between": None if math.isnan(between) else between, "between_assumed": assumed,
-               "within": t.within, "mde_now": j.evidence.detectable, "tests": k, "targets": []}
+               "within": t.within, "mde_now": j.evidence.detectable, "tests": j.evidence.tests, "across_claims": across,
+               "mde_now_corrected": None if math.isnan(between) else float(mde(between, t.within, t.seeds, t.examples, k)),
+               "targets": []}
         for target in targets:
             best = None if math.isnan(between) else cheapest(between, t.within, target / 100, k, seed_cost, pair_cost)
             entry = {"mde": target, "seeds": None, "pairs": None}
@@ -103,13 +110,16 @@ def plan(judged: list[Judged], targets, models: int, steps: int, batch: int, gri
 
 
 def plan_text(rows: list[dict], seconds_known: bool) -> list[str]:
-    lines = ["claim: seed sd (between), unit sd (within), MDE now -> per target MDE: seeds x test pairs per point "
+    across = rows[0]["across_claims"] if rows else 1
+    lines = ["claim: seed sd (between), unit sd (within), MDE now (its own test; after the correction across the "
+             f"{across} judged claims) -> per target MDE after that correction: seeds x test pairs per point "
              "(training, evaluation cost)"]
     for row in rows:
         between = "unknown" if row["between"] is None else f"{100 * math.sqrt(row['between']):.2f} points"
         lines.append(f"{row['id']} [{row['seeds']} seed(s) x {row['examples']} pairs, {row['verdict']}]: seed sd "
                      f"{between}{' (assumed: the median of the multi-seed claims)' if row['between_assumed'] else ''}, unit sd "
-                     f"{100 * math.sqrt(row['within']):.1f} points, MDE now {100 * row['mde_now']:.1f} points")
+                     f"{100 * math.sqrt(row['within']):.1f} points, MDE now {100 * row['mde_now']:.1f} points"
+                     + ("" if row["mde_now_corrected"] is None else f" ({100 * row['mde_now_corrected']:.1f} corrected)"))
         for t in row["targets"]:
             if t["seeds"] is None:
                 lines.append(f"  MDE {t['mde']:g} points: not reachable with up to {MAX_SEEDS} seeds and "
