@@ -20,11 +20,11 @@ import numpy as np
 from clstm_jax.config import ConfigError
 from clstm_jax.output import check_writable
 from clstm_jax.run import PUBLISHED_PARAMS, PUBLISHED_SUFFIX, load_run
+from clstm_jax.tensorboard import LOG_DIR
 
 # Left out of a published run: training's state and logs, an interrupted job's leftovers, a held lock.
+# Also left out at any depth: TensorBoard's event files (LOG_DIR: training's curves, the report's figures again).
 LEFT_OUT = ("checkpoints", "unusable-checkpoints", "lock", "environment.jsonl", PUBLISHED_PARAMS)
-# Left out at any depth: TensorBoard's event files (training's curves, and the report's figures again as images).
-LOG_DIR = "tensorboard"
 
 
 def shared_files(run_dir: Path) -> list[Path]:

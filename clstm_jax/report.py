@@ -25,7 +25,7 @@ from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUA
 from clstm_jax.run import Run
 from clstm_jax.output import staged
 from clstm_jax.tensorboard import LOG_DIR, Board
-from clstm_jax.stats import ALPHA, holm, point_tests, t_quantile, wilson_interval
+from clstm_jax.stats import ALPHA, across_seeds, half_width, holm, point_tests, wilson_interval
 
 REPORT_DIR = "report"
 
@@ -127,7 +127,7 @@ class Study:
                                       self.correct(f, "both", a, v).mean(axis=(1, 2, 3))], axis=1) for f in fusions}}
         for late in LATE:
             test = point_tests(self.correct(late, "both", a, v), initial)  # seed-level with 2 or more seeds
-            half = t_quantile(0.975, test["df"]) * test["se"]
+            half = half_width(test["se"], test["df"])
             out[late] = {"difference": test["mean"], "low": test["mean"] - half, "high": test["mean"] + half,
                          "p": test["p"], "p_holm": holm(test["p"])}
         return out
@@ -227,8 +227,8 @@ def seed_panel(ax, per_seed: dict[str, np.ndarray]) -> None:
         for column, (offset, marker) in enumerate(((-0.15, "o"), (0.15, "s"))):
             x, y = k + offset, 100 * values[:, column]
             ax.scatter(np.full(len(y), x), y, s=8, color="0.6", zorder=1)
-            half = (float(t_quantile(0.975, len(y) - 1) * y.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0)
-            ax.errorbar(x, y.mean(), yerr=half, fmt=marker, color=f"C{column}", capsize=3, zorder=2,
+            summary = across_seeds(y, 0.0)  # the seeds' own spread; one seed: no interval
+            ax.errorbar(x, summary["mean"], yerr=float(half_width(summary["se"], summary["df"])), fmt=marker, color=f"C{column}", capsize=3, zorder=2,
                         label=("at the training point" if column == 0 else "grid mean") if k == 0 else None)
     ax.set_xticks(range(len(per_seed)), list(per_seed), fontsize=7)
     ax.set_ylabel("test accuracy (%)", fontsize=7)

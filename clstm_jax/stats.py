@@ -94,6 +94,11 @@ def t_quantile(q: float, df) -> np.ndarray:
     return np.where(np.isinf(df), scipy_stats.norm.ppf(q), scipy_stats.t.ppf(q, np.where(np.isinf(df), 1.0, df)))
 
 
+def half_width(se, df) -> np.ndarray:
+    """Half the width of the two-sided 95% interval of a mean with standard error se on df degrees of freedom."""
+    return t_quantile(0.975, df) * np.asarray(se)
+
+
 def t_sf(t, df) -> np.ndarray:
     """Upper tail of Student's t (df = inf: the normal)."""
     t, df = np.broadcast_arrays(np.asarray(t, np.float64), np.asarray(df, np.float64))
@@ -161,11 +166,11 @@ class PairedTest:
 
     @property
     def low(self) -> float:
-        return self.mean - float(t_quantile(0.975, self.df)) * self.se
+        return self.mean - float(half_width(self.se, self.df))
 
     @property
     def high(self) -> float:
-        return self.mean + float(t_quantile(0.975, self.df)) * self.se
+        return self.mean + float(half_width(self.se, self.df))
 
 
 def unit_variance(d: np.ndarray) -> np.ndarray:
