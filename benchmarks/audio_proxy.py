@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from clstm_jax import environment
+from clstm_jax.core import environment
 from clstm_jax.data.features import FeatureConfig, bin_stats, make_batch
 from clstm_jax.data.paths import resolve_data_dir
 from clstm_jax.data.splits import load_splits

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax import compiler, environment
-from clstm_jax.masks import make_masks
-from clstm_jax.model import ModelConfig, init
-from clstm_jax.train import make_optimizer, train_step
+from clstm_jax.core import compiler, environment
+from clstm_jax.model.clstm import ModelConfig, init
+from clstm_jax.model.masks import make_masks
+from clstm_jax.training.step import make_optimizer, train_step
 
 
 def time_step(channels: int, frames: int, models: int, conv: str = "auto", remat: bool = False, batch: int = 32,

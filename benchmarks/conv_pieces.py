@@ -5,7 +5,7 @@
 At layer 1's shape (batch 32, 28x28, C -> 4C): the forward pass, the input
 gradient and the kernel gradient, each in the forms docs/performance.md
 compares, compiled with XLA's default fusions and with the project's options
-(`clstm_jax/compiler.py`, YNNPACK off). Also the kernel gradient inside a
+(`clstm_jax/core/compiler.py`, YNNPACK off). Also the kernel gradient inside a
 `lax.map` (as every sweep step runs its models) against the same one alone,
 and the 9-copy patches alone. With --torch-python, PyTorch's (oneDNN)
 forward, input and weight gradients run from their own virtual environment
@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from clstm_jax import environment
-from clstm_jax.model import ModelConfig, conv3x3_lax, conv3x3_shifted
+from clstm_jax.core import environment
+from clstm_jax.model.clstm import ModelConfig, conv3x3_lax, conv3x3_shifted
 
 TORCH_PIECES = r"""
 import json, sys, time, torch, torch.nn.functional as F

@@ -47,7 +47,7 @@ PARTS = ("plan", "conv", "dtype", "chunk", "study")
 def device_line() -> str:
     import jax
 
-    from clstm_jax import environment
+    from clstm_jax.core import environment
 
     device = jax.devices()[0]
     return f"{device.platform}: {device.device_kind} x {jax.device_count()}; {environment.summary(environment.describe())}"
@@ -68,7 +68,7 @@ def timed_steps(step, args: list, repeats: int) -> float:
 
 
 def part_plan(size: dict, data_dir: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "clstm_jax.cli", "plan", str(ROOT / "sweeps" / "study.toml"),
+    out = subprocess.run([sys.executable, "-m", "clstm_jax", "plan", str(ROOT / "sweeps" / "study.toml"),
                           "--set", f"preset={size['preset']}", "--json", "--time", "2", "--data-dir", data_dir],
                          capture_output=True, text=True, check=True).stdout
     result = json.loads(out)
@@ -106,11 +106,11 @@ def part_dtype(size: dict, data_dir: str) -> str:
 
 
 def part_chunk(size: dict, data_dir: str) -> str:
-    from clstm_jax import memory
-    from clstm_jax.bench import bench_specs
     from clstm_jax.config import load_config
-    from clstm_jax.device_data import load_checked_data
-    from clstm_jax.plan import build
+    from clstm_jax.study.bench import bench_specs
+    from clstm_jax.study.plan import build
+    from clstm_jax.training import memory
+    from clstm_jax.training.device_data import load_checked_data
 
     n = size["models"][-1]
     rows = ["| train.model_chunk | chosen | s / step | model-examples / s | memory / device (GiB) |", "|---|---|---|---|---|"]
@@ -135,7 +135,7 @@ def part_study(size: dict, data_dir: str) -> str:
                  f"train.validate_every={short}", f"train.checkpoint_every={short}", "evaluate.examples=32",
                  "evaluate.point_examples=64", "train.model_chunk=auto", "evaluate.batch=auto"]
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "clstm_jax.cli", "study", str(ROOT / "sweeps" / "study.toml"), "--out",
+        command = [sys.executable, "-m", "clstm_jax", "study", str(ROOT / "sweeps" / "study.toml"), "--out",
                    f"{out}/study", "--data-dir", data_dir] + sum((["--set", o] for o in overrides), [])
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=sys.stderr)

@@ -16,11 +16,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from clstm_jax import environment
-from clstm_jax.bench import bench_specs
 from clstm_jax.config import load_config
-from clstm_jax.device_data import load_checked_data
-from clstm_jax.plan import build
+from clstm_jax.core import environment
+from clstm_jax.study.bench import bench_specs
+from clstm_jax.study.plan import build
+from clstm_jax.training.device_data import load_checked_data
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 

@@ -36,11 +36,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax import compiler, environment
-from clstm_jax.masks import make_masks
-from clstm_jax.model import ModelConfig, apply, init
-from clstm_jax.multi_model import over_models
-from clstm_jax.train import make_optimizer, train_step
+from clstm_jax.core import compiler, environment
+from clstm_jax.model.clstm import ModelConfig, apply, init
+from clstm_jax.model.masks import make_masks
+from clstm_jax.model.multi_model import over_models
+from clstm_jax.training.step import make_optimizer, train_step
 
 PEER_FILE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "torch_clstm.py"
 BINS = 201
@@ -103,7 +103,7 @@ def project_program(channels: int, frames: int, models: int, mode: str, chunk: i
     spectrogram = jnp.asarray(rng.random((models, batch, frames, BINS), np.float32))
     labels = jnp.asarray(np.arange(batch) % 10)
     if mode == "train":
-        one = lambda p, o, m, x, s: train_step(p, o, m, x, s, labels, cfg, optimizer)
+        one = lambda p, o, m, x, s: train_step(p, o, m, x, s, labels, cfg, optimizer, "masked")
         fn = lambda p, o, m, x, s: over_models(one, (p, o, m, x, s), chunk)
         args = (params, jax.vmap(optimizer.init)(params), masks, image, spectrogram)
         step = compiler.jit(fn, donate_argnums=(0, 1))

@@ -1,7 +1,7 @@
 """Where a program's time goes: the run's own programs profiled, XLA's operations put into kinds of work.
 
 Each program (the training step, validation's count of a chunk, an evaluation chunk) is built as the run
-builds it (`plan.build`, clstm_jax/programs.py), warmed up, then called under `jax.profiler` for a few calls.
+builds it (`plan.build`, clstm_jax/training/programs.py), warmed up, then called under `jax.profiler` for a few calls.
 Every operation XLA:CPU ran is classed by what its HLO does, read from the compiled program's text, and
 its traced time summed over the threads that ran it:
 
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import jax
 
-from clstm_jax import environment
-from clstm_jax.bench import PROGRAMS, bench_specs
 from clstm_jax.config import load_config
-from clstm_jax.device_data import load_checked_data
-from clstm_jax.plan import build
+from clstm_jax.core import environment
+from clstm_jax.study.bench import PROGRAMS, bench_specs
+from clstm_jax.study.plan import build
+from clstm_jax.training.device_data import load_checked_data
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 KINDS = ("products", "gate arithmetic", "patches and folds", "pools", "data", "optimizer", "loop and copies", "other")

@@ -8,7 +8,7 @@ copies that run with its step-4 checkpoint removed and resumes it from step 2 (`
 user re-runs it): once with the cache off (`CLSTM_JAX_COMPILATION_CACHE=off`), once with the cache the
 first run filled. Prints, per mode, the median seconds from launching the process to its first training
 step (tqdm's bar reaching 3/4, read from stderr as it is written) and to its end (2 steps, a validation
-and a checkpoint), and the environment it ran on (clstm_jax.environment).
+and a checkpoint), and the environment it ran on (clstm_jax.core.environment).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clstm_jax import environment
+from clstm_jax.core import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ["preset=cpu", "train.length=4", "train.length_unit=batches", "train.checkpoint_every=2",

@@ -6,16 +6,15 @@ import argparse
 import json
 import sys
 
-from clstm_jax import interrupts
-from clstm_jax.choices import Family, choices
-from clstm_jax.config import ConfigError
-from clstm_jax.data import DataError
-from clstm_jax.output import OUTPUT_ERRNOS, OutputError, check_writable, describe
+from clstm_jax.core import interrupts
+from clstm_jax.core.choices import Family, choices
+from clstm_jax.core.errors import ConfigError, DataError, OutputError, RunError
+from clstm_jax.core.output import OUTPUT_ERRNOS, check_writable, describe
 
 
 def cached(config):
     """The config, after choosing the persistent compilation cache from it (before anything compiles)."""
-    from clstm_jax.compilation_cache import configure
+    from clstm_jax.training.compilation_cache import configure
 
     configure(config.runtime.compilation_cache)
     return config
@@ -25,7 +24,7 @@ def cached_run(run_dir: str):
     """Choose the compilation cache from a run directory's stored config (before the run is restored)."""
     from pathlib import Path
 
-    from clstm_jax.run import read_config
+    from clstm_jax.evaluation.run import read_config
 
     cached(read_config(Path(run_dir)))
 
@@ -95,27 +94,15 @@ def data_fetch(args: argparse.Namespace) -> int:
 
 
 def model_summary(args: argparse.Namespace) -> int:
-    import jax
-
-    from clstm_jax import streams
-    from clstm_jax.masks import VARIANTS, parameter_summary
-    from clstm_jax.model import ModelConfig, init
+    from clstm_jax.model.clstm import ModelConfig
+    from clstm_jax.model.families import parameter_summary
 
     try:
         cfg = ModelConfig(channels=args.channels, visual_channels=args.visual_channels, bins=args.bins, dense=args.dense)
     except ValueError as err:  # the widths asked for
         raise ConfigError(str(err)) from None
-    summary, rows = {}, []
-    for prefix, family, width in (("", "masked", cfg.channels), ("matched-", "matched", 2 * cfg.channels)):
-        shapes = jax.eval_shape(lambda key: init(key, cfg, width), jax.random.key(0))
-        for name, counts in parameter_summary(shapes, cfg, matched=family == "matched").items():
-            fusion, modalities = VARIANTS[name]
-            if family == "masked" or fusion != "initial":  # initial fusion is one network in every family
-                summary[prefix + name] = counts
-                rows.append((prefix + name, f"{family}, ({fusion}, {modalities})"))
-    for name, counts in streams.parameter_summary(cfg).items():
-        summary[name] = counts
-        rows.append((name, f"a2, ({name.removeprefix('a2-')}, both)"))
+    described = parameter_summary(cfg)
+    summary = {name: counts for name, (_, counts) in described.items()}
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -124,21 +111,20 @@ def model_summary(args: argparse.Namespace) -> int:
           f"matched {cfg.channels} each (layers of {2 * cfg.channels}, {cfg.channels} live from the fusion layer "
           f"on); a2 (A.2 streams) {cfg.channels} each")
     print(f"{'variant':<18}{'family, (fusion, inputs)':<40}{'total':>12}{'live':>12}{'live %':>8}")
-    for name, family in rows:
-        counts = summary[name]
+    for name, (family, counts) in described.items():
         print(f"{name:<18}{family:<40}{counts['total']:>12,}{counts['live']:>12,}"
               f"{100 * counts['live'] / counts['total']:>7.1f}%")
     return 0
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from clstm_jax.config import load_config
-    from clstm_jax.experiments import sweep_models
     import jax
 
-    from clstm_jax import distributed
-    from clstm_jax import families
-    from clstm_jax.sweep import run_sweep
+    from clstm_jax.config import load_config
+    from clstm_jax.config.experiments import sweep_models
+    from clstm_jax.core import distributed
+    from clstm_jax.model import families
+    from clstm_jax.training.sweep import run_sweep
 
     config = cached(load_config(args.config, args.set))
     check_writable(args.out)
@@ -156,9 +142,10 @@ def sweep(args: argparse.Namespace) -> int:
 
 def plan(args: argparse.Namespace) -> int:
     from clstm_jax.config import load_config
-    from clstm_jax.experiments import sweep_models
-    from clstm_jax import environment
-    from clstm_jax.plan import plan as price, plan_table
+    from clstm_jax.config.experiments import sweep_models
+    from clstm_jax.core import environment
+    from clstm_jax.study.plan import plan as price
+    from clstm_jax.study.plan import plan_table
 
     config = cached(load_config(args.config, args.set))
     if args.time < 0:
@@ -174,10 +161,10 @@ def plan(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from clstm_jax import modality_use
-    from clstm_jax.evaluate import EVAL_DIR, evaluate
-    from clstm_jax.run import load_run
-    from clstm_jax.run_dir import run_lock
+    from clstm_jax.evaluation import modality_use
+    from clstm_jax.evaluation.evaluate import EVAL_DIR, evaluate
+    from clstm_jax.evaluation.run import load_run
+    from clstm_jax.training.run_dir import run_lock
 
     cached_run(args.run_dir)
     eval_dir = check_writable(Path(args.run_dir) / EVAL_DIR)  # also where an interrupted one keeps its finished chunks
@@ -204,22 +191,14 @@ def evaluate(args: argparse.Namespace) -> int:
 def inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from clstm_jax.config import parse_value
-    from clstm_jax.inspection import inspect_model
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.inspection import inspect_model
+    from clstm_jax.evaluation.run import load_run
 
     cached_run(args.run_dir)
     run = load_run(args.run_dir)
-    name, fields = None, {}
-    if not args.model or args.model in run.names:
-        name = args.model or run.names[0]
-    else:
-        aliases = {"a": "audio_snr", "v": "visual_snr"}
-        for part in args.model.split(","):
-            key, _, value = part.partition("=")
-            fields[aliases.get(key, key)] = parse_value(value)  # numbers as numbers, "orig" and names as text
+    name = run.names[run.select(args.model)]
     out = check_writable(Path(args.out) if args.out else Path(args.run_dir) / "inspect")
-    png, table = inspect_model(run, name, args.example, out, args.data_dir, **fields)
+    png, table = inspect_model(run, name, args.example, out, args.data_dir)
     print(f"{png}\n{table}")
     return 0
 
@@ -227,21 +206,22 @@ def inspect(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from clstm_jax.report import Study, draw_report
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.run import load_run
+    from clstm_jax.study.pipeline import measured_study
+    from clstm_jax.study.report import draw_report
 
     out = check_writable(Path(args.out) if args.out else Path(args.run_dir) / "report")
     cached_run(args.run_dir)
     run = load_run(args.run_dir)
-    study = Study.of(run)
-    for line in draw_report(run, study, args.data_dir, out):
+    study = measured_study(run, args.data_dir)
+    for line in draw_report(run, study, out):
         if not args.json:
             print(line)
     if args.json:  # the claims as well, judged on the stored evaluation: claims.json beside the figures
-        from clstm_jax.output import staged
-        from clstm_jax.study import CLAIMS_FILE, judge_run, write_claims
+        from clstm_jax.core.output import staged
+        from clstm_jax.study.pipeline import CLAIMS_FILE, judge_run, write_claims
 
-        judged = judge_run(run, study, args.data_dir)
+        judged = judge_run(run, study)
         with staged(out, "the claims") as aside:
             write_claims(aside / CLAIMS_FILE, judged)
         print((out / CLAIMS_FILE).read_text(), end="")
@@ -252,14 +232,14 @@ def report(args: argparse.Namespace) -> int:
 
 def study(args: argparse.Namespace) -> int:
     from clstm_jax.config import load_config
-    from clstm_jax.study import run_study
+    from clstm_jax.study.pipeline import run_study
 
     config = cached(load_config(args.config, args.set))
     check_writable(args.out)
     path = run_study(config, args.out, data_dir=args.data_dir, progress=not args.quiet,
                      log=(lambda line: print(line, file=sys.stderr)) if args.json else print)
     if args.json:
-        from clstm_jax.study import CLAIMS_FILE
+        from clstm_jax.study.pipeline import CLAIMS_FILE
 
         print((path.parent / CLAIMS_FILE).read_text(), end="")
     else:
@@ -271,8 +251,8 @@ def power(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from clstm_jax.config import load_config
-    from clstm_jax.power import judge_stored, plan, plan_text, step_seconds, stored_study
-    from clstm_jax.run import read_config
+    from clstm_jax.evaluation.run import read_config
+    from clstm_jax.study.power import judge_stored, plan, plan_text, step_seconds, stored_study
 
     run_dir = Path(args.run_dir)
     if args.config:
@@ -298,7 +278,7 @@ def power(args: argparse.Namespace) -> int:
 
 
 def publish(args: argparse.Namespace) -> int:
-    from clstm_jax.publish import publish as write_published
+    from clstm_jax.study.publish import publish as write_published
 
     path = write_published(args.run_dir, args.out)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; open it with clstm_jax.load_run({str(path)!r})")
@@ -308,9 +288,9 @@ def publish(args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     import jax
 
-    from clstm_jax import environment
-    from clstm_jax.bench import run_bench
     from clstm_jax.config import load_config
+    from clstm_jax.core import environment
+    from clstm_jax.study.bench import run_bench
 
     config = cached(load_config(args.config, [f"preset={args.preset}", *args.set]))
     rows = run_bench(config, args.models, args.steps, data_dir=args.data_dir, family=args.family, program=args.program)
@@ -330,9 +310,8 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clstm_jax.data.fetch import FSDD_ARCHIVE_URL, MNIST_BASE_URL
-
     from clstm_jax import __version__
+    from clstm_jax.data.fetch import FSDD_ARCHIVE_URL, MNIST_BASE_URL
 
     parser = argparse.ArgumentParser(prog="clstm-jax", description=__doc__)
     parser.add_argument("--version", action="version", version=f"clstm-jax {__version__}")
@@ -464,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ConfigError, DataError, OutputError, FloatingPointError) as err:  # the user's to fix; others are bugs
+    except (ConfigError, DataError, OutputError, RunError, FloatingPointError) as err:  # the user's to fix; others are bugs
         print(f"clstm-jax: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only or forbidden place: the output's fault, not the program's
@@ -472,11 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"clstm-jax: error: {describe(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (clstm_jax/interrupts.py); a sweep's names its step
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (clstm_jax/core/interrupts.py); a sweep's names its step
         interrupts.keep_until_exit(err)
         print(interrupts.message(err), file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    interrupts.command()

@@ -1,18 +1,33 @@
 """Every claim reaches each of its verdicts on synthetic outcomes; the family correction; the paper's words."""
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
-
-from clstm_jax.claims import (ABSENT, CLAIMS, FAILS, FOR_NETWORKS, HOLDS, INCONCLUSIVE, TOO_FEW, UNTESTABLE, UNUSED, Evidence, judge,
-                              modality_check, qualify, scope_ids)
-from clstm_jax.config import load_config
-from clstm_jax.evaluate import Evaluation
-from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
-from clstm_jax.modality_use import CONDITIONS, ModalityUse
-from clstm_jax.report import Study
 from conftest import ROOT
+
+from clstm_jax.config import load_config
+from clstm_jax.config.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, LATE, study_models
+from clstm_jax.evaluation.evaluate import Evaluation
+from clstm_jax.evaluation.modality_use import CONDITIONS, ModalityUse
+from clstm_jax.study.claims import (
+    ABSENT,
+    CLAIMS,
+    FAILS,
+    FOR_NETWORKS,
+    HOLDS,
+    INCONCLUSIVE,
+    TOO_FEW,
+    UNTESTABLE,
+    UNUSED,
+    Evidence,
+    judge,
+    modality_check,
+    qualify,
+    scope_ids,
+)
+from clstm_jax.study.view import Study
 
 SNRS = np.array([np.inf, 16, 8, 4, 2, 1, 0.5, 0.25, 0.125, 0.0625], np.float32)
 
@@ -200,7 +215,7 @@ def test_the_correction_across_claims_can_turn_a_verdict(monkeypatch):
         evidence = Evidence("m", "t", HOLDS, p, "u", 0.1, seeds=3)
         registry[f"c{k}"] = type(CLAIMS["4.6-audio-arrives"])(f"c{k}", "x", "s", "r", lambda study, margin, e=evidence: e,
                                                               False)
-    monkeypatch.setattr("clstm_jax.claims.CLAIMS", registry)
+    monkeypatch.setattr("clstm_jax.study.claims.CLAIMS", registry)
     judged = judge(Synthetic().study)
     # Holm: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; max(0.06, 0.04) = 0.06
     assert [j.p_family for j in judged] == pytest.approx([0.03, 0.06, 0.06])
@@ -222,7 +237,7 @@ def test_fusion_claims_wait_for_both_modalities():
     fusion_point(s, True)  # initial fusion ahead: the fusion claims would hold
     use = np.zeros((len(s.specs), 2, len(CONDITIONS), 96), bool)
     use[:, :, 0] = True  # matched right, every swapped or zeroed input wrong: both modalities used
-    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(96, int), 1)
+    s.study = dataclasses.replace(s.study, modality_use=ModalityUse(s.evaluation.names, use, np.zeros(96, int), 1))
     assert modality_check(s.study).verdict == HOLDS
     judged = {j.claim.id: j for j in judge(s.study)}
     assert judged["4.3-training-point"].verdict == HOLDS
@@ -238,7 +253,7 @@ def test_fusion_claims_wait_for_both_modalities():
         c for c in CLAIMS if not CLAIMS[c].fusion}
     use[:, :, CONDITIONS.index("image mismatched")] = True
     assert modality_check(s.study).verdict == f"{UNUSED}: audio and image unused"
-    s.study.modality_use = None
+    s.study = dataclasses.replace(s.study, modality_use=None)
     assert modality_check(s.study).verdict.startswith(UNUSED)
 
 
@@ -246,13 +261,13 @@ def both_used(s: Synthetic) -> None:
     """Modality use in which every swapped or zeroed input costs every model: the fusion claims are judged."""
     use = np.zeros((len(s.specs), 2, len(CONDITIONS), s.evaluation.examples), bool)
     use[:, :, 0] = True
-    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(s.evaluation.examples, int), 1)
+    s.study = dataclasses.replace(s.study, modality_use=ModalityUse(s.evaluation.names, use, np.zeros(s.evaluation.examples, int), 1))
 
 
 def test_each_family_judges_the_fusion_claims_on_its_own_late_models():
     """Against the same initial models, masked late models that lose, width-matched ones that tie and A.2
     ones that win give three verdicts; results.md says where the families agree and where they differ."""
-    from clstm_jax.study import family_lines
+    from clstm_jax.study.pipeline import family_lines
 
     s = Synthetic(families=("masked", "matched", "a2"), scope="fusion", seeds=range(5))
     assert s.study.families == ["masked", "matched", "a2"]
@@ -321,7 +336,7 @@ def modality_use(s: Synthetic, drop) -> None:
         for modality in ("audio", "image"):
             k = CONDITIONS.index(f"{modality} mismatched")
             use[m, :, k] = s.rng.random(use[m, :, k].shape) >= drop(spec, modality)
-    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(s.evaluation.examples, int), 1)
+    s.study = dataclasses.replace(s.study, modality_use=ModalityUse(s.evaluation.names, use, np.zeros(s.evaluation.examples, int), 1))
 
 
 def test_modality_use_claims_reach_every_verdict():
@@ -388,7 +403,7 @@ def test_claims_whose_models_the_run_lacks_are_not_testable_on_it():
     assert judged["4.5-both-contribute"].verdict == f"{HOLDS} {FOR_NETWORKS}"  # one unimodal seed
     # the precondition reads the fusion point's initial-fusion models; without them it says so
     empty = Synthetic(scope="fusion", point=(1.0, 0.125))
-    empty.study.fusion_point = FUSION_POINT
+    empty.study = dataclasses.replace(empty.study, fusion_point=FUSION_POINT)
     both_used(empty)
     assert modality_check(empty.study).verdict == (f"{ABSENT}: no initial-fusion both model trained at audio 0.5 / "
                                                    "visual 0.25")
@@ -397,7 +412,7 @@ def test_claims_whose_models_the_run_lacks_are_not_testable_on_it():
 def test_fusion_claims_read_the_studys_fusion_point():
     """`study.fusion_point` moves the comparison: the claims read the models trained there, and their regions
     name it; the paper's point is the default."""
-    from clstm_jax.config import ConfigError
+    from clstm_jax.core.errors import ConfigError
 
     assert load_config(ROOT / "sweeps" / "study.toml").study.fusion_point == FUSION_POINT
     s = Synthetic(scope="fusion", seeds=range(5), point=(1.0, 0.125))
@@ -447,10 +462,10 @@ def test_the_training_point_reads_the_larger_of_its_two_measurements():
             use[m, 0, 0] = s.rng.random(192) < 0.5
     for m in s.models("initial", "both", *FUSION_POINT):
         use[m, 0, 0] = True
-    s.study.modality_use = ModalityUse(s.evaluation.names, use, np.zeros(192, int), 1)
+    s.study = dataclasses.replace(s.study, modality_use=ModalityUse(s.evaluation.names, use, np.zeros(192, int), 1))
     evidence = CLAIMS["4.3-training-point"].judge(s.study, 2.0)
     assert evidence.verdict == HOLDS and evidence.units == "192 test examples x 3 seed(s)"
-    s.study.modality_use = ModalityUse(s.evaluation.names, use[..., :96], np.zeros(96, int), 1)  # no more pairs
+    s.study = dataclasses.replace(s.study, modality_use=ModalityUse(s.evaluation.names, use[..., :96], np.zeros(96, int), 1))  # no more pairs
     assert s.verdict("4.3-training-point") == FAILS
 
 
@@ -468,3 +483,12 @@ def test_fusion_comparison_gives_students_t_intervals_across_seeds():
     np.testing.assert_allclose(result["second"]["high"], np.full((10, 10), 0.2 + half), atol=1e-6)
     np.testing.assert_allclose(result["seeds"]["second"], [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]], atol=1e-12)
     np.testing.assert_array_equal(result["seeds"]["initial"], np.zeros((3, 2)))
+
+
+def test_a_study_is_built_once_and_read_only():
+    """Everything the claims read is given when the Study is built; another family's view is a new Study."""
+    s = Synthetic()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.study.audio_swap = None
+    view = s.study.of_family("a2")
+    assert (view.family, s.study.family) == ("a2", "masked") and view.evaluation is s.study.evaluation

@@ -3,9 +3,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import PAPER_SPEAKERS, ROOT
 
 from clstm_jax.cli import main
-from conftest import PAPER_SPEAKERS, ROOT
 
 PAPER_PAIRS = {"train": 11_202_076, "validation": 174_490, "test": 175_389}
 
@@ -139,11 +139,11 @@ def test_every_documented_command_parses_and_names_its_data(monkeypatch):
 
 def test_an_internal_error_keeps_its_traceback(monkeypatch):
     """The CLI turns only the project's own error types into one line; anything else is a bug and propagates."""
-    import clstm_jax.masks
+    import clstm_jax.model.families
 
     def broken(*args, **kwargs):
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(clstm_jax.masks, "parameter_summary", broken)
+    monkeypatch.setattr(clstm_jax.model.families, "parameter_summary", broken)
     with pytest.raises(ValueError, match="an internal bug"):
         main(["model", "summary"])

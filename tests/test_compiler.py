@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clstm_jax import compiler
-from clstm_jax.masks import make_masks
-from clstm_jax.model import ModelConfig, apply, init
+from clstm_jax.core import compiler
+from clstm_jax.model.clstm import ModelConfig, apply, init
+from clstm_jax.model.masks import make_masks
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are the CPU backend's")
 

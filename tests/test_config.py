@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from clstm_jax.config import Config, ConfigError, ModelSpec, expand, load_config, parse_value, valid_keys
+from clstm_jax.config import Config, expand, load_config, parse_value, valid_keys
+from clstm_jax.core.errors import ConfigError
+from clstm_jax.model.spec import ModelSpec
 
 
 def write(path, text):
@@ -101,7 +103,7 @@ def test_every_key_is_listed():
 
 
 def test_experiment_files_name_their_models_from_one_design():
-    from clstm_jax.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, UNIMODAL, sweep_models
+    from clstm_jax.config.experiments import APPENDIX, FUSION_POINT, GRID_AUDIO, GRID_VISUAL, UNIMODAL, sweep_models
 
     sweeps = Path(__file__).resolve().parents[1] / "sweeps"
     models = {name: sweep_models(load_config(sweeps / f"{name}.toml")) for name in
@@ -151,7 +153,7 @@ def test_config_files_that_cannot_be_read_are_named(tmp_path):
 
 
 def test_the_study_refuses_sweep_settings_because_its_models_are_fixed(tmp_path):
-    from clstm_jax.study import run_study
+    from clstm_jax.study.pipeline import run_study
 
     study = Path(__file__).resolve().parents[1] / "sweeps" / "study.toml"
     with pytest.raises(ConfigError, match=r"sweep.seeds set, but the study's models are fixed .*study.seeds, study.families and study.scope"):
@@ -173,3 +175,11 @@ def test_literal_fields_are_checked_when_built_directly_too():
     with pytest.raises(ValueError, match=r"^features.window = 'box': expected one of hann, rect$"):
         FeatureConfig(window="box")
     assert SweepConfig(fusion=("initial", "second", "fc")).fusion == ("initial", "second", "fc")
+
+
+def test_the_experiment_names_a_config_accepts_are_the_experiments_defined():
+    """config checks sweep.experiment against a Literal (it may not import the experiments above it); the two agree."""
+    from clstm_jax.config.experiments import EXPERIMENTS
+    from clstm_jax.core.choices import Experiment, choices
+
+    assert sorted(choices(Experiment)) == sorted([*EXPERIMENTS, ""])

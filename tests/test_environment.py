@@ -9,10 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, micro
-from clstm_jax import __version__, environment
-from clstm_jax.sweep import run_sweep
+
+from clstm_jax import __version__
+from clstm_jax.core import environment
+from clstm_jax.training.sweep import run_sweep
+
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 
 def scalars(logdir):
@@ -32,7 +35,7 @@ def scalars(logdir):
 
 
 def test_a_sweep_writes_tensorboard_and_its_environment_and_resumes_with_other_runtime_settings(tmp_path, data_dir, capsys):
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.run import load_run
 
     settings = ["train.length=4", "train.length_unit=batches"]  # MICRO validates every 2 steps
     run_dir = tmp_path / "run"
@@ -95,13 +98,13 @@ def run_python(code, **env_changes):
 @pytest.mark.parametrize("setting, cached", [("{dir}", True), ("off", False), ("{dir}|config-off", False)])
 def test_the_compilation_cache_is_on_by_default_and_turns_off(tmp_path, setting, cached):
     chosen, _, config_off = setting.format(dir=tmp_path / "xla").partition("|")
-    code = ("from clstm_jax.compilation_cache import configure; import jax, jax.numpy as jnp; "
+    code = ("from clstm_jax.training.compilation_cache import configure; import jax, jax.numpy as jnp; "
             f"print(configure({not config_off})); jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(5)).block_until_ready()")
     done = run_python(code, CLSTM_JAX_COMPILATION_CACHE=chosen)
     assert done.stdout.strip() == (str(tmp_path / "xla") if cached else "None")
     assert (any((tmp_path / "xla").iterdir()) if cached else not (tmp_path / "xla").exists())
     # Unset: the per-user cache directory.
-    done = run_python("from clstm_jax.compilation_cache import configure; print(configure())", XDG_CACHE_HOME=str(tmp_path / "home"))
+    done = run_python("from clstm_jax.training.compilation_cache import configure; print(configure())", XDG_CACHE_HOME=str(tmp_path / "home"))
     assert done.stdout.strip() == str(tmp_path / "home" / "clstm_jax" / "xla")
 
 

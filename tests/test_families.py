@@ -7,11 +7,13 @@ import chex
 import jax
 import numpy as np
 import pytest
-
-from clstm_jax.config import ModelSpec
-from clstm_jax.families import GROUPS, by_group, group_of
-from clstm_jax.sweep import Interrupted, run_sweep
 from conftest import micro
+
+from clstm_jax.model.families import GROUPS, by_group, group_of
+from clstm_jax.model.spec import ModelSpec
+from clstm_jax.training.sweep import Interrupted, run_sweep
+
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 SETTINGS = ["train.length=4", "train.length_unit=batches", "train.checkpoint_every=2"]
 THREE = "sweep.family=masked,matched,a2"
@@ -29,7 +31,7 @@ def params_by_name(state, specs):
 @pytest.fixture(scope="module")
 def mixed_run(tmp_path_factory, data_dir):
     """The fusion comparison in three families, 4 steps: (run directory, final state, specs)."""
-    from clstm_jax.experiments import sweep_models
+    from clstm_jax.config.experiments import sweep_models
 
     run_dir = tmp_path_factory.mktemp("families") / "run"
     config = micro(*SETTINGS, THREE)
@@ -53,7 +55,7 @@ def test_a_three_family_sweep_has_one_initial_model_and_four_groups(mixed_run):
 def test_a_mixed_family_sweep_equals_each_family_trained_alone(mixed_run, tmp_path, data_dir):
     """The same pairs and each model's own noise whatever else trains beside it: every model of the
     three-family sweep equals the same model in a sweep of its family alone."""
-    from clstm_jax.experiments import sweep_models
+    from clstm_jax.config.experiments import sweep_models
 
     _, state, specs = mixed_run
     together = params_by_name(state, specs)
@@ -94,11 +96,12 @@ def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run,
     """Evaluation rows follow the models' order across groups: each row equals that model's own
     predictions (RunModel.logits on the inputs evaluate uses), and modality use's clean, matched outcomes
     equal the evaluation's clean corner."""
-    from clstm_jax.evaluate import evaluate, evaluation_inputs
-    from clstm_jax.inspection import inspect_model
-    from clstm_jax.modality_use import measure
-    from clstm_jax.report import Study, draw_report, figure_name
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.evaluate import evaluate, evaluation_inputs
+    from clstm_jax.evaluation.inspection import inspect_model
+    from clstm_jax.evaluation.modality_use import measure
+    from clstm_jax.evaluation.run import load_run
+    from clstm_jax.study.report import draw_report, figure_name
+    from clstm_jax.study.view import Study
 
     run_dir, state, specs = mixed_run
     run = load_run(run_dir)
@@ -128,7 +131,7 @@ def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run,
         assert {(row["model"], row["family"]) for row in rows} == {(s.name, s.family) for s in specs}, name
     study = Study(evaluation, run.specs, modality_use=use)
     assert study.families == ["masked", "matched", "a2"]
-    lines = draw_report(run, study, str(data_dir), tmp_path / "report")
+    lines = draw_report(run, study, tmp_path / "report")
     assert [line.split(":")[0] for line in lines if line.startswith("fig3")] == ["fig3", "fig3-matched", "fig3-a2"]
     for family in ("masked", "matched", "a2"):
         with open(tmp_path / "report" / f"{figure_name(3, family)}.csv") as f:
@@ -144,7 +147,7 @@ def test_load_run_evaluate_modality_use_and_inspect_take_every_family(mixed_run,
 
 def test_a_checkpoint_from_before_the_groups_restores_as_the_masked_group(mixed_run, tmp_path):
     """A one-family run's checkpoint written before the family groups (its stack not keyed by group)."""
-    from clstm_jax import checkpoint
+    from clstm_jax.training import checkpoint
 
     _, state, _ = mixed_run
     grouped = {"step": state["step"], "masked": state["masked"]}

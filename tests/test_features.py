@@ -3,15 +3,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from clstm_jax.core.errors import ConfigError
+from clstm_jax.core.snr import ORIG, snr_label, snr_value
 from clstm_jax.data.features import (
-    ORIG,
     BinStats,
     FeatureConfig,
     add_noise,
     bin_stats,
     images_to_float,
     make_batch,
-    parse_snr,
     spectrogram,
     stft_magnitude,
     waves_to_float,
@@ -70,11 +70,13 @@ def test_bad_feature_options_are_named():
         FeatureConfig(compression="log10")
 
 
-def test_parse_snr():
-    assert parse_snr("orig") == ORIG and parse_snr("0.25") == 0.25
-    for bad in ("0", "-1", "loud"):
-        with pytest.raises(ValueError, match="SNR"):
-            parse_snr(bad)
+def test_one_snr_parser_for_config_values_and_command_line_text():
+    assert [snr_value(x) for x in ("orig", " ORIG ", ORIG, "0.25", 0.25, 2)] == [ORIG, ORIG, ORIG, 0.25, 0.25, 2.0]
+    for bad, expected in (("0", "a positive number"), ("-1", "a positive number"), ("inf", "a positive number"),
+                          ("loud", "a positive number or 'orig'"), (0.0, "a positive number"), (float("nan"), "")):
+        with pytest.raises(ConfigError, match=f"^sweep.audio_snr = {bad!r}: expected {expected}"):
+            snr_value(bad, "sweep.audio_snr")
+    assert [snr_label(x) for x in (ORIG, 0.5, 2.0, 0.0625)] == ["orig", "0.5", "2", "0.0625"]
 
 
 @pytest.mark.parametrize("snr", [4.0, 0.5, 0.0625])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.fetch import Sources, fetch
 from clstm_jax.data.mnist import load_mnist
 

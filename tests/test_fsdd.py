@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.fsdd import load_fsdd, pad_front
 
 

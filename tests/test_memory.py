@@ -8,10 +8,10 @@ import dataclasses
 import types
 
 import pytest
-
-from clstm_jax import memory
-from clstm_jax.config import ConfigError
 from conftest import micro
+
+from clstm_jax.core.errors import ConfigError
+from clstm_jax.training import memory
 
 GIB = 2**30
 

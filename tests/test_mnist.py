@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.mnist import load_mnist, read_images, read_labels
 
 

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clstm_jax.masks import FUSIONS, make_masks, live_count, total_count, variant_masks
-from clstm_jax.model import ModelConfig, apply, init, run
-from clstm_jax.train import loss_fn
+from clstm_jax.model.clstm import ModelConfig, apply, init, run
+from clstm_jax.model.masks import FUSIONS, live_count, make_masks, total_count, variant_masks
+from clstm_jax.training.step import loss_fn
 
 # Small shapes keep every test fast; the code takes them from the config.
 CFG = ModelConfig(channels=8, frames=5, bins=11, dense=16, conv="shifted")
@@ -134,11 +134,11 @@ def test_exact_zero_flow_per_fusion_depth(params):
 def test_masked_weights_get_exactly_zero_gradient(params):
     image, spectrogram = inputs()
     labels = jnp.array([1, 2, 3])
-    gradient = jax.jit(jax.grad(loss_fn), static_argnums=5)  # masks are traced: one compilation for every variant
+    gradient = jax.jit(jax.grad(loss_fn), static_argnums=(5, 6))  # masks are traced: one compilation for every variant
     for fusion in FUSIONS:
         for modalities in ("both", "visual", "audio"):
             masks = make_masks(params, CFG.visual_group, fusion, modalities)
-            grads = gradient(params, masks, image, spectrogram, labels, CFG)
+            grads = gradient(params, masks, image, spectrogram, labels, CFG, "masked")
             learning = 0
             for g, m in zip(jax.tree.leaves(grads), jax.tree.leaves(masks.params)):
                 g, m = np.asarray(g), np.asarray(m)
@@ -245,9 +245,10 @@ def test_a_two_family_sweep_gives_its_models_their_familys_masks():
     initial fusion (one network in every family) once, with all of the C-wide model's parameters live;
     width-matched late fusion more live parameters than masked (each modality keeps C channels), fc more
     than second, and the 2C-wide parameters never all live."""
-    from clstm_jax.experiments import sweep_models
-    from clstm_jax.stacking import model_constants
     from conftest import micro
+
+    from clstm_jax.config.experiments import sweep_models
+    from clstm_jax.training.stacking import model_constants
 
     config = micro("sweep.family=masked,matched")
     specs = sweep_models(config)
@@ -296,7 +297,7 @@ def test_conv_paths_and_remat_agree_with_lax_conv(params, conv, remat, unroll):
     labels = jnp.array([4, 5, 6])
     plain = CFG.__class__(**{**CFG.__dict__, "conv": "lax", "remat": False})
     other = CFG.__class__(**{**CFG.__dict__, "conv": conv, "remat": remat, "unroll": unroll})
-    value = lambda cfg: jax.jit(jax.value_and_grad(loss_fn), static_argnums=5)(params, masks, image, spectrogram, labels, cfg)
+    value = lambda cfg: jax.jit(jax.value_and_grad(loss_fn), static_argnums=(5, 6))(params, masks, image, spectrogram, labels, cfg, "masked")
     (loss_a, grad_a), (loss_b, grad_b) = value(plain), value(other)
     assert relative_error(loss_b, loss_a) < 1e-5
     assert relative_error(grad_b, grad_a) < 1e-5
@@ -323,7 +324,7 @@ def test_gradients_agree_with_numpy_central_differences(params, conv):
     image, spectrogram = inputs()
     labels = np.array([4, 5, 6])
     cfg = CFG.__class__(**{**CFG.__dict__, "conv": conv})
-    grads = jax.jit(jax.grad(loss_fn), static_argnums=5)(params, masks, image, spectrogram, jnp.asarray(labels), cfg)
+    grads = jax.jit(jax.grad(loss_fn), static_argnums=(5, 6))(params, masks, image, spectrogram, jnp.asarray(labels), cfg, "masked")
     leaves, tree = jax.tree.flatten(jax.tree.map(lambda x: np.asarray(x, np.float64), params))
     rng, eps = np.random.default_rng(1), 1e-6
     for index, (leaf, grad) in enumerate(zip(leaves, jax.tree.leaves(grads))):
@@ -352,7 +353,7 @@ def test_bfloat16_compute_agrees_with_the_numpy_reference(params, conv):
     logits = apply(params, masks, image, spectrogram, bf16)
     assert logits.dtype == jnp.float32 and relative_error(logits, reference) < BF16_LOGITS
     labels = jnp.array([4, 5, 6])
-    grads = lambda cfg: jax.jit(jax.grad(loss_fn), static_argnums=5)(params, masks, image, spectrogram, labels, cfg)
+    grads = lambda cfg: jax.jit(jax.grad(loss_fn), static_argnums=(5, 6))(params, masks, image, spectrogram, labels, cfg, "masked")
     flat = lambda tree: np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(tree)])
     g_bf16, g_f32 = flat(grads(bf16)), flat(grads(f32))
     assert np.linalg.norm(g_bf16 - g_f32) / np.linalg.norm(g_f32) < BF16_GRADS
@@ -389,8 +390,9 @@ def test_bad_shapes_and_options_are_named(params):
         ModelConfig(conv="fft")
     with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):
         make_masks(params, 4, "late")
-    from clstm_jax.config import ConfigError
     from conftest import micro
+
+    from clstm_jax.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"model.visual_channels = 1 with sweep.family 'matched': expected no"):
         micro("sweep.family=matched", "model.visual_channels=1")

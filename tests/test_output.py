@@ -1,4 +1,4 @@
-"""Output that fails as one line and keeps the previous complete set (clstm_jax/output.py)."""
+"""Output that fails as one line and keeps the previous complete set (clstm_jax/core/output.py)."""
 
 import csv
 import errno
@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from clstm_jax.output import OutputError, staged
+from clstm_jax.core.errors import OutputError
+from clstm_jax.core.output import staged
 
 KEPT = "what was written before is kept as it was: make room or fix the permissions, then re-run the same command"
 
@@ -49,9 +50,10 @@ def test_an_os_error_that_is_not_the_outputs_fault_keeps_its_traceback(tmp_path)
 
 
 def test_a_full_disk_while_saving_an_evaluation_keeps_the_previous_one(tmp_path, monkeypatch):
-    from clstm_jax.evaluate import Evaluation, load_evaluation
-    from clstm_jax.experiments import sweep_models
     from conftest import micro
+
+    from clstm_jax.config.experiments import sweep_models
+    from clstm_jax.evaluation.evaluate import Evaluation, load_evaluation
 
     specs = sweep_models(micro())
     rng = np.random.default_rng(0)
@@ -77,7 +79,7 @@ def test_a_full_disk_while_saving_an_evaluation_keeps_the_previous_one(tmp_path,
 def test_a_directory_that_refuses_writes_is_refused_before_any_work(tmp_path, monkeypatch, code):
     """No write permission (which root, running this suite, cannot be denied: simulated), a read-only file
     system, a full disk: the probe's error is the one line, and nothing is left behind."""
-    from clstm_jax import output
+    from clstm_jax.core import output
 
     def refused(path, *args, **kwargs):
         raise OSError(code, os.strerror(code), str(path))

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.paths import ENV_VAR, choose_data_dir, resolve_data_dir
 
 

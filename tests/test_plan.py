@@ -5,13 +5,14 @@ import json
 import jax
 import jax.numpy as jnp
 import pytest
-
-from clstm_jax.cli import main
-from clstm_jax.experiments import sweep_models
-from clstm_jax.plan import build, calls, flops, plan, with_frames
-from clstm_jax.device_data import load_checked_data
 from conftest import MICRO, micro
 
+from clstm_jax.cli import main
+from clstm_jax.config.experiments import sweep_models
+from clstm_jax.study.plan import build, calls, flops, plan, with_frames
+from clstm_jax.training.device_data import load_checked_data
+
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 # 6 frames: one past the fitted 3, 4 and 5. The CLI test prices the same config, so that its compilations
 # come from the suite's compilation cache.
@@ -52,11 +53,15 @@ def test_argument_memory_is_the_bytes_of_the_inputs(priced, data_dir):
 
 def test_plan_cli_prints_json_and_refuses_a_negative_time(data_dir, capsys):
     overrides = sum((["--set", o] for o in (*MICRO, *PRICED)), [])
-    assert main(["plan", "sweeps/fusion.toml", *overrides, "--json", "--time", "1", "--data-dir", str(data_dir)]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert set(out["programs"]) == {"train step", "evaluation chunk"}
-    for row in out["programs"].values():
-        assert row["models"] == 3 and row["seconds_per_call"] > 0 and row["flops_per_call"] > 0
-        assert row["projected_seconds"] == pytest.approx(row["seconds_per_call"] * row["calls"])
+    timed = set()
+    for calls_timed in (0, 1):  # --time 0 prices without running; --time 1 adds the measured rate
+        assert main(["plan", "sweeps/fusion.toml", *overrides, "--json", "--time", str(calls_timed),
+                     "--data-dir", str(data_dir)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert set(out["programs"]) == {"train step", "evaluation chunk"}
+        assert [row["models"] for row in out["programs"].values()] == [3, 3]
+        timed |= {(calls_timed, key) for row in out["programs"].values() for key in row
+                  if key in ("seconds_per_call", "projected_seconds")}
+    assert timed == {(1, "seconds_per_call"), (1, "projected_seconds")}
     assert main(["plan", "sweeps/fusion.toml", "--time", "-1", "--data-dir", str(data_dir)]) == 2
     assert "--time -1: expected a number of timed calls" in capsys.readouterr().err

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from clstm_jax.power import cheapest, mde
-from clstm_jax.stats import paired_test, seed_level, t_p
+from clstm_jax.core.stats import paired_test, seed_level, t_p
+from clstm_jax.study.power import cheapest, mde
 
 
 def outcomes(rng, draws, seeds, examples, effect, sigma_seed, sigma_unit):
@@ -45,7 +45,7 @@ def test_plans_reach_their_power_after_the_correction_across_claims():
     the seeds a single claim's own level asks for reach only about half that power there."""
     from types import SimpleNamespace
 
-    from clstm_jax.power import plan
+    from clstm_jax.study.power import plan
 
     between, within, target, claims = 0.02**2, 0.4**2, 0.03, 18
     deciding = SimpleNamespace(between=between, within=within, seeds=10, examples=96)

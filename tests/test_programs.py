@@ -1,10 +1,10 @@
-"""The programs layer's chunk loop: every item once, one shape, resumable (clstm_jax/programs.py)."""
+"""The programs layer's chunk loop: every item once, one shape, resumable (clstm_jax/training/programs.py)."""
 
 import numpy as np
 import pytest
 
-from clstm_jax.programs import chunks, measure_chunks
-from clstm_jax.resumable import KeptChunks
+from clstm_jax.evaluation.resumable import KeptChunks
+from clstm_jax.training.programs import chunks, measure_chunks
 
 
 class Bar:

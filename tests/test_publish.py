@@ -6,12 +6,14 @@ import tarfile
 import jax
 import numpy as np
 import pytest
+from conftest import micro
 
 from clstm_jax.cli import main
-from clstm_jax.config import ConfigError
-from clstm_jax.run import load_run
-from clstm_jax.sweep import run_sweep
-from conftest import micro
+from clstm_jax.core.errors import RunError
+from clstm_jax.evaluation.run import load_run
+from clstm_jax.training.sweep import run_sweep
+
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_a_published_run_loads_as_its_directory_does(trained, data_dir, tmp_path
     np.testing.assert_array_equal(published.feature_stats.mean, original.feature_stats.mean)
     np.testing.assert_array_equal(published.metrics()["validation_accuracy"], original.metrics()["validation_accuracy"])
 
-    from clstm_jax.evaluate import evaluation_inputs
+    from clstm_jax.evaluation.evaluate import evaluation_inputs
 
     images, spectrograms, _ = evaluation_inputs(published, 0.5, 0.25, [0, 1, 2], str(data_dir))
     name = original.names[1]
@@ -71,7 +73,7 @@ def test_publishing_refuses_bad_input_in_one_line_and_writes_nothing(trained, tm
     assert taken.read_bytes() == b"someone's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.tar.xz"]
 
-    with pytest.raises(ConfigError, match=r"taken.tar.xz: not a published run \(.*\); expected a run directory"):
+    with pytest.raises(RunError, match=r"taken.tar.xz: not a published run \(.*\); expected a run directory"):
         load_run(taken)
 
 
@@ -85,5 +87,5 @@ def test_parameters_that_do_not_fit_the_config_are_named(trained, tmp_path, monk
     key = next(k for k in arrays if k != "step")
     arrays[key] = arrays[key][..., :1]
     np.savez(unpacked / "best_params.npz", **arrays)
-    with pytest.raises(ConfigError, match=rf"parameter {re.escape(key)} holds float32\[.*\]; expected"):
+    with pytest.raises(RunError, match=rf"parameter {re.escape(key)} holds float32\[.*\]; expected"):
         load_run(unpacked)

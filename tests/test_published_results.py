@@ -3,8 +3,10 @@
 import re
 
 import numpy as np
-
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 PAGE = ROOT / "docs" / "results-decided-cpu.md"
 PUBLISHED = ROOT / "docs" / "results-decided-cpu" / "decided-cpu.tar.xz"

@@ -7,8 +7,21 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from clstm_jax.stats import (ARCHITECTURE, NETWORKS, holm, majority_test, mcnemar_exact, paired_difference, paired_se,
-                             paired_test, point_tests, seed_level, sign_flip_p, t_p, wilson_interval)
+from clstm_jax.core.stats import (
+    ARCHITECTURE,
+    NETWORKS,
+    holm,
+    majority_test,
+    mcnemar_exact,
+    paired_difference,
+    paired_se,
+    paired_test,
+    point_tests,
+    seed_level,
+    sign_flip_p,
+    t_p,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_matches_hand_computed_values():

@@ -1,12 +1,12 @@
-"""The A.2 stream networks (clstm_jax/streams.py) against a plain per-step numpy loop written from
+"""The A.2 stream networks (clstm_jax/model/streams.py) against a plain per-step numpy loop written from
 docs/model.md ("The A.2 networks"), and their parameter counts by hand."""
 
 import jax
 import numpy as np
 import pytest
 
-from clstm_jax import streams
-from clstm_jax.model import ModelConfig
+from clstm_jax.model import streams
+from clstm_jax.model.clstm import ModelConfig
 
 CFG = ModelConfig(channels=3, frames=4, bins=5, image_size=8, dense=6, classes=10)
 

@@ -1,8 +1,8 @@
 """The tiny study end to end: every artefact exists and agrees; load_run, inspect, resume, claim logic."""
 
 import csv
-import json
 import dataclasses
+import json
 import re
 import shutil
 import types
@@ -10,18 +10,21 @@ import types
 import jax
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from clstm_jax.cli import main
 from clstm_jax.config import load_config
-from clstm_jax.evaluate import evaluate, evaluation_inputs, load_evaluation, other_digit
-from clstm_jax.run import load_run, read_specs
-from clstm_jax.claims import CLAIMS, VERDICTS
-from clstm_jax.experiments import study_models
-from clstm_jax.study import run_study
-from conftest import ROOT
+from clstm_jax.config.experiments import study_models
+from clstm_jax.core.snr import ORIG, snr_label
+from clstm_jax.evaluation.evaluate import evaluate, evaluation_inputs, load_evaluation, other_digit
+from clstm_jax.evaluation.run import load_run, read_specs
+from clstm_jax.study.claims import CLAIMS, VERDICTS
+from clstm_jax.study.pipeline import run_study
+
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 # The tiny preset, cut to 10 steps, 4 test pairs (6 at single points) and 2 channels: the pipeline, not a result.
-# Training sizes its model chunk by itself ("auto", clstm_jax/memory.py).
+# Training sizes its model chunk by itself ("auto", clstm_jax/training/memory.py).
 TINY = ["preset=tiny", "train.length=10", "train.validate_every=5", "train.checkpoint_every=5", "evaluate.examples=4",
         "evaluate.point_examples=6", "train.model_chunk=auto", "model.channels=2", "model.dense=8",
         "train.batch_size=4", "train.validation_examples=16"]
@@ -146,7 +149,7 @@ def test_api_example_in_docs_runs_and_reproduces_the_stored_accuracy(study_run, 
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     exec(compile(code, "docs/api.md", "exec"), {"RUN": run_dir, "DATA": str(data_dir)})  # it asserts equality itself
     table = text[text.index("| function |"):text.index("\n\n", text.index("| function |"))]
-    assert "clstm_jax.report.Study" in table  # one table, not split by a blank line
+    assert "clstm_jax.study.view.Study" in table  # one table, not split by a blank line
 
 
 def test_evaluation_does_not_depend_on_chunking(study_run, data_dir):
@@ -203,7 +206,7 @@ def test_report_out_writes_elsewhere_the_same_figures(study_run, data_dir, tmp_p
 def test_ctrl_c_while_drawing_the_report_is_one_line_and_keeps_the_previous_report(study_run, data_dir, tmp_path,
                                                                                    monkeypatch, capsys):
     """Interrupted at its first figure: one line naming the phase, exit 130, and the report folder as it was
-    (the figures are drawn aside, clstm_jax/output.py)."""
+    (the figures are drawn aside, clstm_jax/core/output.py)."""
     run_dir, _ = study_run
     out = tmp_path / "figures"
     out.mkdir()
@@ -212,7 +215,7 @@ def test_ctrl_c_while_drawing_the_report_is_one_line_and_keeps_the_previous_repo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("clstm_jax.report.draw_fusion", interrupted)
+    monkeypatch.setattr("clstm_jax.study.report.draw_fusion", interrupted)
     assert main(["report", str(run_dir), "--out", str(out), "--data-dir", str(data_dir)]) == 130
     assert capsys.readouterr().err == ("clstm-jax: interrupted while drawing the report; what was written before is "
                                        "kept: re-run the same command to go on\n")
@@ -225,7 +228,7 @@ def test_rerun_resumes_without_redoing_the_evaluation(study_run, data_dir, monke
     before = npz.stat().st_mtime_ns
     lines = []
     # The figures are the fixture's and `report --out`'s to test; redrawing them here would cost 20 s.
-    monkeypatch.setattr("clstm_jax.study.draw_report", lambda *args, **kwargs: [])
+    monkeypatch.setattr("clstm_jax.study.pipeline.draw_report", lambda *args, **kwargs: [])
     run_study(config, run_dir, str(data_dir), progress=False, log=lines.append)
     assert npz.stat().st_mtime_ns == before
     assert any("not redone" in line for line in lines)
@@ -241,8 +244,8 @@ def test_a_stored_evaluation_made_with_other_settings_is_redone_and_the_differen
     fewer = dataclasses.replace(original, correct=original.correct[..., :2], labels=original.labels[:2])
     fewer.save(copy / "eval", read_specs(run_dir))
     calls, lines = [], []
-    monkeypatch.setattr("clstm_jax.study.evaluate", lambda run, **kwargs: calls.append(run.path) or original)
-    monkeypatch.setattr("clstm_jax.study.draw_report", lambda *args, **kwargs: [])
+    monkeypatch.setattr("clstm_jax.study.pipeline.evaluate", lambda run, **kwargs: calls.append(run.path) or original)
+    monkeypatch.setattr("clstm_jax.study.pipeline.draw_report", lambda *args, **kwargs: [])
     run_study(config, copy, str(data_dir), progress=False, log=lines.append)
     assert calls == [copy]
     assert (f"study: evaluating every model on the test-SNR grid (the one in {copy / 'eval' / 'accuracy.npz'} was made "
@@ -251,8 +254,8 @@ def test_a_stored_evaluation_made_with_other_settings_is_redone_and_the_differen
 
 
 def test_every_setting_an_evaluation_depends_on_is_compared(study_run):
-    from clstm_jax.study import evaluation_differences, modality_use_differences
-    from clstm_jax.modality_use import load_modality_use
+    from clstm_jax.evaluation.modality_use import load_modality_use
+    from clstm_jax.study.pipeline import evaluation_differences, modality_use_differences
 
     run_dir, config = study_run
     evaluation, use = load_evaluation(run_dir), load_modality_use(run_dir)
@@ -273,7 +276,7 @@ def test_every_setting_an_evaluation_depends_on_is_compared(study_run):
 
 
 def test_modality_use_swaps_or_zeroes_one_input_and_matches_the_evaluation(study_run, data_dir):
-    from clstm_jax.modality_use import CONDITIONS, condition_inputs, load_modality_use
+    from clstm_jax.evaluation.modality_use import CONDITIONS, condition_inputs, load_modality_use
 
     run_dir, _ = study_run
     run, stored = load_run(run_dir), load_evaluation(run_dir)
@@ -292,17 +295,22 @@ def test_modality_use_swaps_or_zeroes_one_input_and_matches_the_evaluation(study
     np.testing.assert_array_equal(inputs["audio mismatched"][0], images)
     use = load_modality_use(run_dir)
     assert use.correct.shape == (42, 2, len(CONDITIONS), 6) and use.names == stored.names
-    for m, spec in enumerate(run.specs):  # matched inputs are the evaluation's own: the same outcomes
-        i = list(stored.audio_snrs).index(np.float32(spec.audio_snr))
-        j = list(stored.visual_snrs).index(np.float32(spec.visual_snr))
-        np.testing.assert_array_equal(use.of(m, "training", "matched")[:4], stored.correct[m, i, j])
-        np.testing.assert_array_equal(use.of(m, "clean", "matched")[:4], stored.correct[m, 0, 0])
+    inputs_at = {}  # (audio, visual) -> the 6 pairs evaluate draws there
+    for m, spec in enumerate(run.specs):  # matched: each model's own predictions on those pairs, all 6 of them
+        model = run.model(spec.name)
+        for point, snrs in (("training", (spec.audio_snr, spec.visual_snr)), ("clean", (ORIG, ORIG))):
+            snrs = tuple(snr_label(x) for x in snrs)
+            if snrs not in inputs_at:
+                inputs_at[snrs] = evaluation_inputs(run, *snrs, None, str(data_dir), examples=6)
+            x, s, y = inputs_at[snrs]
+            own = np.asarray(model.logits(x, s))[:, -1].argmax(-1) == y
+            np.testing.assert_array_equal(use.of(m, point, "matched"), own, err_msg=f"{spec.name} {point}")
     assert (run_dir / "report" / "modality_use.png").exists()
     assert "## Modality use" in (run_dir / "results.md").read_text()
 
 
 def test_modality_use_in_chunks_equals_the_stored_and_shows_progress(study_run, data_dir, capsys):
-    from clstm_jax.modality_use import load_modality_use, measure
+    from clstm_jax.evaluation.modality_use import load_modality_use, measure
 
     run_dir, _ = study_run
     run = load_run(run_dir)
@@ -369,7 +377,7 @@ def test_colour_bars_read_in_the_cells_unit(points, vmax, expected):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from clstm_jax.report import percent_colorbar
+    from clstm_jax.study.report import percent_colorbar
 
     fig, ax = plt.subplots()
     image = ax.imshow(np.zeros((2, 2)), vmin=-vmax if points else 0, vmax=vmax)

@@ -17,18 +17,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from clstm_jax.config import ConfigError, load_config
-from clstm_jax.sweep import run_sweep
 from conftest import MICRO, ROOT, micro
 
+from clstm_jax.config import load_config
+from clstm_jax.core.errors import ConfigError, RunError
+from clstm_jax.training.sweep import run_sweep
+
 SWEEPS = ROOT / "sweeps"
-# Smallest shapes that still run the whole pipeline: 3 frames, 2 channels, 4 pairs per step.
+pytestmark = pytest.mark.slow  # trains or evaluates runs: not in the fast tier (`pytest -m "not slow"`)
 
 
 def final_params(run_dir):
     """The parameters of the newest checkpoint, as numpy arrays."""
-    from clstm_jax.run import read_config, read_specs, restore_state
+    from clstm_jax.evaluation.run import read_config, read_specs, restore_state
 
     run_dir = Path(run_dir)
     state = restore_state(run_dir, read_config(run_dir), read_specs(run_dir))
@@ -48,7 +49,7 @@ def test_models_trained_together_equal_models_trained_alone(tmp_path, data_dir):
 @pytest.mark.parametrize("chunk, groups", [(0, 1), (1, 1), (2, 1), (4, 1), (1, 2), (2, 2)])
 def test_over_models_equals_a_loop_over_models(chunk, groups):
     """Every chunking of the model axis gives each model fn of its own slices (6 models; 2 + 1 leaves a remainder)."""
-    from clstm_jax.multi_model import over_models
+    from clstm_jax.model.multi_model import over_models
 
     rng = np.random.default_rng(0)
     weights, biases, x = rng.normal(size=(6, 3, 4)), rng.normal(size=(6, 3)), rng.normal(size=(4, 5))
@@ -61,8 +62,8 @@ def test_over_models_equals_a_loop_over_models(chunk, groups):
 
 def test_a_different_config_or_dataset_is_refused_and_nothing_is_touched(tmp_path, data_dir):
     from clstm_jax.data.splits import load_dataset
-    from clstm_jax.evaluate import evaluation_inputs
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.evaluate import evaluation_inputs
+    from clstm_jax.evaluation.run import load_run
 
     copy = tmp_path / "data"  # the data as a user's own: not checked against the published checksums
     (copy / "mnist").mkdir(parents=True)
@@ -110,7 +111,7 @@ def sweep_command(run_dir, data_dir, *overrides, experiment="fusion.toml"):
     args = [str(SWEEPS / experiment), "--out", str(run_dir), "--data-dir", str(data_dir), "--quiet"]
     for item in (*MICRO, *overrides):
         args += ["--set", item]
-    return [sys.executable, "-m", "clstm_jax.cli", "sweep", *args]
+    return [sys.executable, "-m", "clstm_jax", "sweep", *args]
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path, data_dir):
@@ -190,7 +191,8 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_earlier_o
 
 PLACEMENT = """
 import json, numpy as np
-from clstm_jax.programs import Placement
+from clstm_jax.training.programs import Placement
+
 for n in (4, 3):  # the largest device count that divides the model count is used: no model is padded
     leaf = Placement.for_counts(n).state({"w": np.zeros((n, 2))})["w"]
     print(json.dumps([n, len(leaf.sharding.device_set), sorted({s.data.shape[0] for s in leaf.addressable_shards})]))
@@ -244,7 +246,7 @@ def test_model_axis_is_sharded_over_four_devices_with_the_same_results(tmp_path,
 
 
 def test_multi_process_arguments_and_uneven_model_counts_are_clear_errors(monkeypatch):
-    from clstm_jax import distributed
+    from clstm_jax.core import distributed
 
     with pytest.raises(ValueError, match="--coordinator HOST:PORT, --num-processes N and --process-id I together"):
         distributed.initialize("127.0.0.1:1234", 2, None)
@@ -275,11 +277,9 @@ def test_tiny_preset_lowers_the_loss_and_beats_chance(tmp_path, data_dir, capsys
 
 
 def test_bench_rows_cover_both_modes_and_add_up(data_dir):
-    from clstm_jax.bench import run_bench
-
-    from clstm_jax.bench import bench_specs
-    from clstm_jax.device_data import feature_stats, load_checked_data, split_arrays
-    from clstm_jax.stacking import build_models, initial_state
+    from clstm_jax.study.bench import bench_specs, run_bench
+    from clstm_jax.training.device_data import feature_stats, load_checked_data, split_arrays
+    from clstm_jax.training.stacking import build_models, initial_state
 
     config, steps = micro(), 2
     start = time.perf_counter()
@@ -302,8 +302,8 @@ def test_bench_rows_cover_both_modes_and_add_up(data_dir):
 def test_standardised_runs_store_the_training_statistics_and_evaluation_reads_them(tmp_path, data_dir):
     from clstm_jax.data.features import BinStats, bin_stats, compressed, load_bin_stats, save_bin_stats, waves_to_float
     from clstm_jax.data.splits import load_splits
-    from clstm_jax.evaluate import evaluation_inputs, test_set
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.evaluate import evaluation_inputs, test_set
+    from clstm_jax.evaluation.run import load_run
 
     run_dir = tmp_path / "standardised"
     config = micro("train.length=2", "train.length_unit=batches", "features.normalization=standardize")
@@ -323,12 +323,12 @@ def test_standardised_runs_store_the_training_statistics_and_evaluation_reads_th
     clean = compressed(waves_to_float(test.waves[audio_idx[:2]]), config.features)
     np.testing.assert_allclose(spectrograms, (clean - planted.mean) / planted.std, rtol=1e-5, atol=1e-5)
     (run_dir / "feature_stats.npz").unlink()
-    with pytest.raises(ConfigError, match="feature_stats.npz: missing"):
+    with pytest.raises(RunError, match="feature_stats.npz: missing"):
         load_run(run_dir)
 
 
 def test_keep_best_takes_the_new_parameters_only_where_validation_improved():
-    from clstm_jax.validation import keep_best
+    from clstm_jax.training.validation import keep_best
 
     params = {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.array([10.0, 20.0, 30.0])}  # 3 models
     best = {"w": -jnp.ones((3, 2)), "b": -jnp.ones(3)}
@@ -375,7 +375,7 @@ def checkpointed(tmp_path_factory, data_dir):
 def test_a_damaged_checkpoint_is_named_and_the_older_one_used(checkpointed, data_dir, tmp_path, capsys, how):
     """Restore falls back to step 2 and says why in one line; a resume sets step 4 aside (nothing deleted) and
     ends bit-identical to the run that was never damaged."""
-    from clstm_jax.run import read_config, read_specs, restore_state
+    from clstm_jax.evaluation.run import read_config, read_specs, restore_state
 
     settings, straight, stopped = checkpointed
     run_dir = tmp_path / "run"
@@ -395,7 +395,7 @@ def test_a_damaged_checkpoint_is_named_and_the_older_one_used(checkpointed, data
 
 
 def test_no_usable_checkpoint_is_one_error_and_keeps_them(checkpointed, tmp_path, capsys):
-    from clstm_jax.run import read_config, read_specs, restore_state
+    from clstm_jax.evaluation.run import read_config, read_specs, restore_state
 
     run_dir = tmp_path / "run"
     shutil.copytree(checkpointed[2], run_dir)
@@ -410,7 +410,7 @@ def test_no_usable_checkpoint_is_one_error_and_keeps_them(checkpointed, tmp_path
 
 def test_checksums_change_with_any_one_word_and_not_with_the_sharding():
     """Hand-checked on a small case: sum of w_i (2i + 1) mod 2^32; then one bit flipped anywhere changes it."""
-    from clstm_jax.checkpoint import checksums
+    from clstm_jax.training.checkpoint import checksums
 
     x = np.array([1.0, -2.0, 0.5], np.float32)
     words = x.view(np.uint32).astype(np.uint64)
@@ -441,8 +441,8 @@ def test_an_interrupt_outside_training_is_one_line_and_exit_130(checkpointed, si
 
 
 def test_zero_examples_is_refused_not_taken_for_the_default(checkpointed):
-    from clstm_jax.evaluate import evaluate
-    from clstm_jax.run import load_run
+    from clstm_jax.evaluation.evaluate import evaluate
+    from clstm_jax.evaluation.run import load_run
 
     with pytest.raises(ConfigError, match=r"--examples 0: expected a positive number of test pairs"):
         evaluate(load_run(checkpointed[1]), examples=0)
@@ -450,10 +450,10 @@ def test_zero_examples_is_refused_not_taken_for_the_default(checkpointed):
 
 def test_one_job_per_run_directory(tmp_path, capsys):
     """A second job on a held run is refused naming the holder; a lock left by a killed job is taken over, said."""
-    from clstm_jax.run_dir import run_lock
+    from clstm_jax.training.run_dir import run_lock
 
     run_dir = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom clstm_jax.run_dir import run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom clstm_jax.training.run_dir import run_lock\n"
                                f"with run_lock({str(run_dir)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "held\n"
@@ -491,7 +491,7 @@ def test_a_diverging_run_stops_with_one_line_naming_the_step(tmp_path, data_dir,
 
 
 def test_a_non_finite_or_exploded_loss_is_named_per_model():
-    from clstm_jax.validation import check_loss
+    from clstm_jax.training.validation import check_loss
 
     names = [f"m{k}" for k in range(6)]
     check_loss(np.array([2.3, 0.1, 229.0, 1e-9, 5.0, 2.0]), names, 10, 5)  # all still learning: no error
@@ -524,10 +524,10 @@ def test_a_batch_over_the_memory_budget_is_refused_before_any_work(tmp_path, dat
 def test_an_interrupted_evaluation_resumes_bit_identical(checkpointed, tmp_path, monkeypatch, capsys, measurement):
     """Interrupted at its 4th chunk, then run again: the finished chunks are read back, not computed again,
     and the result equals an uninterrupted run's; saving it removes the kept chunks."""
-    from clstm_jax import interrupts
-    from clstm_jax.evaluate import evaluate
-    from clstm_jax.modality_use import measure
-    from clstm_jax.run import load_run
+    from clstm_jax.core import interrupts
+    from clstm_jax.evaluation.evaluate import evaluate
+    from clstm_jax.evaluation.modality_use import measure
+    from clstm_jax.evaluation.run import load_run
 
     run = load_run(checkpointed[1])
     run = dataclasses.replace(run, config=dataclasses.replace(run.config, evaluate=dataclasses.replace(
@@ -568,8 +568,8 @@ def test_a_full_disk_after_the_compute_is_one_line_for_every_command(checkpointe
     exit 2, and what was there before is as it was."""
     import csv
 
-    from clstm_jax import validation
     from clstm_jax.cli import main
+    from clstm_jax.training import validation
 
     run_dir = tmp_path / "run"
     shutil.copytree(checkpointed[1], run_dir)
@@ -599,11 +599,11 @@ def test_a_full_disk_after_the_compute_is_one_line_for_every_command(checkpointe
 
 
 INTERRUPTED_AT = {  # phase -> (command, the function its first step calls, patched to be where Ctrl-C lands)
-    "loading the data": ("sweep", "clstm_jax.sweep.load_checked_data"),
-    "compiling the training step": ("sweep", "clstm_jax.memory.fit_training"),
-    "loading the test data": ("evaluate", "clstm_jax.evaluate.test_set"),
-    "compiling the evaluation": ("evaluate", "clstm_jax.memory.fit_evaluation"),
-    "measuring modality use": ("evaluate", "clstm_jax.modality_use.evaluation_inputs"),
+    "loading the data": ("sweep", "clstm_jax.training.sweep.load_checked_data"),
+    "compiling the training step": ("sweep", "clstm_jax.training.memory.fit_training"),
+    "loading the test data": ("evaluate", "clstm_jax.evaluation.evaluate.test_set"),
+    "compiling the evaluation": ("evaluate", "clstm_jax.training.memory.fit_evaluation"),
+    "measuring modality use": ("evaluate", "clstm_jax.evaluation.modality_use.evaluation_inputs"),
 }
 
 
@@ -640,7 +640,7 @@ def test_ctrl_c_in_each_phase_names_it_in_one_line_and_exits_130(checkpointed, d
 def test_bench_times_the_forward_programs_at_the_run_sizes(data_dir):
     """`bench --program validation|evaluation`: the run's programs, called with the sizes a run calls them with
     (validation: 4 batches of 4 pairs, capped at the 8 validation pairs; evaluation: evaluate.batch items)."""
-    from clstm_jax.bench import run_bench
+    from clstm_jax.study.bench import run_bench
 
     config = micro("evaluate.batch=16")
     for program, items in (("validation", 8), ("evaluation", 16)):

@@ -3,10 +3,10 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import ROOT
 
 from clstm_jax.cli import main
 from clstm_jax.data.verify import verify
-from conftest import ROOT
 
 
 def test_the_shared_data_verifies(data_dir):
@@ -73,7 +73,7 @@ def test_verify_names_truncated_altered_missing_and_extra_recordings(tmp_path, d
 
 
 def test_loading_refuses_data_that_is_not_the_published_one_unless_told(tmp_path, data_dir, capsys):
-    from clstm_jax.data import DataError
+    from clstm_jax.core.errors import DataError
     from clstm_jax.data.fsdd import load_fsdd
     from clstm_jax.data.splits import load_dataset
 

@@ -7,7 +7,6 @@ round trip. SNRs are linear power ratios; `orig` (no noise) is `inf`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -16,24 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax.choices import Compression, Normalization, Window, check_fields
+from clstm_jax.core.choices import Compression, Normalization, Window, check_fields
 
-ORIG = math.inf  # the SNR that means "no noise"
 UTTERANCE_VARIANCE_FLOOR = 1e-4  # normalization "utterance": added to each bin's variance (a constant bin stays finite)
 LOG_FLOOR = 1e-3  # compression "log": log(LOG_FLOOR + magnitude); FSDD's median clean magnitude is about 0.02
-
-
-def parse_snr(value: str | float) -> float:
-    """An SNR from text or a number: 'orig' -> inf; anything else must be a positive number."""
-    if isinstance(value, str) and value.strip().lower() == "orig":
-        return ORIG
-    try:
-        snr = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"SNR {value!r} is not a number; expected a positive number or 'orig'") from None
-    if not snr > 0:
-        raise ValueError(f"SNR {value!r} must be positive (a linear power ratio) or 'orig'")
-    return snr
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.fsdd import RELEASE, pinned_manifest
 from clstm_jax.data.mnist import MNIST_SHA256
 

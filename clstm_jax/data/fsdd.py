@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from clstm_jax import interrupts
-from clstm_jax.data import DataError
+from clstm_jax.core import interrupts
+from clstm_jax.core.errors import DataError
 
 SAMPLE_RATE = 8000
 NAME_PATTERN = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<index>[0-9]+)\.wav$")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.paths import mnist_path
 
 # SHA-256 of the *decompressed* IDX files (the gzip wrapper may differ between mirrors).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 
 ENV_VAR = "CLSTM_JAX_DATA"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-import hashlib
 
-from clstm_jax.data import DataError
+from clstm_jax.core.errors import DataError
 from clstm_jax.data.fsdd import RELEASE, check_format, checksum_problems, parse_manifest, parse_name, pinned_manifest
 from clstm_jax.data.mnist import MNIST_SHA256, read_bytes
 from clstm_jax.data.paths import MNIST_FILES, mnist_path
