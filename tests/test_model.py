@@ -388,7 +388,7 @@ def test_bad_shapes_and_options_are_named(params):
         apply(params, masks, image[:, :14], spectrogram, CFG)
     with pytest.raises(ValueError, match="model.conv = 'fft': expected one of auto, lax, shifted"):
         ModelConfig(conv="fft")
-    with pytest.raises(ValueError, match="fusion = 'late'; expected one of initial, second, fc"):
+    with pytest.raises(ValueError, match="fusion = 'late': expected one of initial, second, fc"):
         make_masks(params, 4, "late")
     from conftest import micro
 

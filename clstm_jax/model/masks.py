@@ -29,10 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clstm_jax.core.choices import Fusion, Modality
+from clstm_jax.core.choices import Fusion, Modality, check_choice
 
 FUSIONS = typing.get_args(Fusion)
-MODALITIES = typing.get_args(Modality)
 
 
 class Masks(NamedTuple):
@@ -49,10 +48,8 @@ class Masks(NamedTuple):
 
 
 def check_variant(fusion: str, modalities: str) -> None:
-    if fusion not in FUSIONS:
-        raise ValueError(f"fusion = {fusion!r}; expected one of {', '.join(FUSIONS)}")
-    if modalities not in MODALITIES:
-        raise ValueError(f"modalities = {modalities!r}; expected one of {', '.join(MODALITIES)}")
+    check_choice("fusion", fusion, Fusion)
+    check_choice("modalities", modalities, Modality)
 
 
 def make_masks(params: dict, visual_channels: int, fusion: str = "initial", modalities: str = "both",
