@@ -392,6 +392,18 @@ def validate(config: Config) -> None:
                           "evaluate.snrs (the claims read the comparison's own training point on the test grid)")
 
 
+
+def check_study(config: Config) -> None:
+    """The rule `clstm-jax study` adds: its models are fixed (experiments.study_models), so no sweep key may
+    choose others (a config with the default sweep, or `sweep.experiment = "study"` alone, is a study's)."""
+    fixed = SweepConfig(experiment="study")
+    set_keys = [f"sweep.{f.name}" for f in dataclasses.fields(SweepConfig)
+                if getattr(config.sweep, f.name) != getattr(fixed, f.name)]
+    if set_keys and config.sweep != SweepConfig():
+        raise ConfigError(f"{', '.join(set_keys)} set, but the study's models are fixed (experiments.study_models; "
+                          "study.seeds, study.families and study.scope choose among them); use `clstm-jax sweep` for "
+                          "other models")
+
 def expand(sweep: SweepConfig) -> list[ModelSpec]:
     """The product of the grid axes, in a fixed order (family, fusion, modalities, audio, visual, seed),
     each model once (initial fusion is the same model in every family)."""

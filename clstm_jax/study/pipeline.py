@@ -13,15 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from clstm_jax.config import Config, SweepConfig
+from clstm_jax.config import Config, check_study
 from clstm_jax.config.experiments import GRID_AUDIO, GRID_VISUAL, LATE, study_models
 from clstm_jax.core import environment, interrupts
-from clstm_jax.core.errors import ConfigError
 from clstm_jax.core.output import staged
 from clstm_jax.core.snr import snr_label
 from clstm_jax.evaluation.evaluate import EVAL_DIR, Evaluation, evaluate, evaluation_inputs, grid_snrs, load_evaluation
@@ -44,18 +42,14 @@ from clstm_jax.study.claims import (
 )
 from clstm_jax.study.report import draw_report, figure_name
 from clstm_jax.study.view import Arrival, Study
-from clstm_jax.training.run_dir import RunFiles, diff_keys, run_lock
+from clstm_jax.training.run_dir import RunFiles, run_lock
 from clstm_jax.training.sweep import run_sweep
 
 
 def run_study(config: Config, run_dir: str | Path, data_dir: str | None = None, progress: bool = True,
               log=print) -> Path:
     """Train, evaluate, report and judge; returns the path of results.md."""
-    set_keys = [f"sweep.{key}" for key in diff_keys(asdict(SweepConfig(experiment="study")), asdict(config.sweep))]
-    if set_keys and config.sweep != SweepConfig():
-        raise ConfigError(f"{', '.join(set_keys)} set, but the study's models are fixed (experiments.study_models; "
-                          "study.seeds, study.families and study.scope choose among them); use `clstm-jax sweep` for "
-                          "other models")
+    check_study(config)
     with run_lock(Path(run_dir)):  # one job per run directory, from training to results.md
         return study_run(config, Path(run_dir), data_dir, progress, log)
 
