@@ -102,9 +102,8 @@ def model_summary(args: argparse.Namespace) -> int:
     except ValueError as err:  # the widths asked for
         raise ConfigError(str(err)) from None
     described = parameter_summary(cfg)
-    summary = {name: counts for name, (_, counts) in described.items()}
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps({name: counts for name, (_, counts) in described.items()}))
         return 0
     print(f"C = {cfg.channels}, {cfg.bins} bins, dense {cfg.dense}. Channels of each modality below the fusion layer: "
           f"masked {cfg.visual_group} visual and {cfg.channels - cfg.visual_group} audio of one layer's {cfg.channels}; "

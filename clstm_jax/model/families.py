@@ -23,9 +23,8 @@ import jax.numpy as jnp
 
 from clstm_jax.model import clstm, streams
 from clstm_jax.model.clstm import ModelConfig
-from clstm_jax.model.masks import VARIANTS, Masks
+from clstm_jax.model.masks import VARIANTS, Masks, variant_masks
 from clstm_jax.model.masks import parameter_summary as masks_summary
-from clstm_jax.model.masks import variant_masks
 from clstm_jax.model.multi_model import model_mesh
 from clstm_jax.model.spec import ModelSpec
 

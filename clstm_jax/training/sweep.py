@@ -107,6 +107,12 @@ def train_models(config: Config, run_dir: Path, data_dir: str | None, progress: 
         checkpoint.close(mngr)  # waits for a checkpoint still being written
 
 
+
+def primary_log():
+    """print in the first process, nothing in the others (their lines would repeat its)."""
+    return print if distributed.is_primary() else lambda _: None
+
+
 def record_start(config: Config, files: RunFiles, specs: list[ModelSpec], resuming: bool) -> None:
     """What the first process writes before training: the environment (and what changed since the run's last
     record), the models, and a warning when the data was not verified."""
@@ -135,8 +141,7 @@ def restored_state(config: Config, mngr, state: dict, files: RunFiles, resuming:
     """The latest usable checkpoint's state when resuming (metrics cut back to its step), else `state`."""
     interrupts.doing("restoring the checkpoint")
     primary = distributed.is_primary()
-    log = print if primary else lambda _: None
-    if resuming and (restored := checkpoint.restore_latest(mngr, state, log, files.unusable_checkpoints)) is not None:
+    if resuming and (restored := checkpoint.restore_latest(mngr, state, primary_log(), files.unusable_checkpoints)) is not None:
         if primary:
             keep_metrics_until(files.metrics, int(restored["step"]))
             print(f"resuming {files.root} from step {int(restored['step'])} of {config.train.steps}", flush=True)
@@ -158,7 +163,7 @@ def compiled_step(config: Config, run_dir: Path, specs: list[ModelSpec], placeme
         print(f"compiling the training step ({len(specs)} models)", file=sys.stderr, flush=True)
     try:
         return programs.training(sweep_step, config, placement, (state, train, models),
-                                 max(group_counts(specs)) // placement.groups, print if primary else lambda _: None)
+                                 max(group_counts(specs)) // placement.groups, primary_log())
     except ConfigError:
         if primary and not resuming:
             discard_new_run(run_dir)
